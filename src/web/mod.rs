@@ -1,0 +1,1 @@
+//! The web server: the Spotify OAuth callback and a health endpoint.
