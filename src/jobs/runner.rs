@@ -190,7 +190,7 @@ impl<H: JobHandler> Runner<H> {
                 }
             }
             while let Some(done) = tasks.try_join_next_with_id() {
-                forget(&mut running, done);
+                self.lost(forget(&mut running, done)).await;
             }
             if started {
                 continue;
@@ -199,41 +199,61 @@ impl<H: JobHandler> Runner<H> {
                 () = self.queue.woken() => {}
                 () = tokio::time::sleep(self.settings.poll_interval) => {}
                 changed = shutdown.changed() => if changed.is_err() { break },
-                Some(done) = tasks.join_next_with_id() => forget(&mut running, done),
+                Some(done) = tasks.join_next_with_id() => self.lost(forget(&mut running, done)).await,
             }
         }
 
         tracing::info!(running = running.len(), "job runner stopping");
         let grace = tokio::time::sleep(self.settings.shutdown_grace);
         tokio::pin!(grace);
+        let mut unfinished = Vec::new();
         while !tasks.is_empty() {
             tokio::select! {
-                Some(done) = tasks.join_next_with_id() => forget(&mut running, done),
+                Some(done) = tasks.join_next_with_id() => unfinished.extend(forget(&mut running, done)),
                 () = &mut grace => break,
             }
         }
         tasks.abort_all();
         while let Some(done) = tasks.join_next_with_id().await {
-            forget(&mut running, done);
+            unfinished.extend(forget(&mut running, done));
         }
-        for id in running.into_values() {
+        for id in unfinished {
             self.queue.interrupt(id).await;
             self.queue.requeue(id).await?;
             tracing::info!(job = id.0, "job re-queued at shutdown");
         }
         Ok(())
     }
+
+    /// A job whose task died outside its handler (a bug in the runner's own code): it is
+    /// recorded as a retryable failure instead of staying `running` until the next start.
+    async fn lost(&self, job: Option<JobId>) {
+        let Some(id) = job else { return };
+        tracing::error!(job = id.0, "a job's task died");
+        let retry_at = chrono::Utc::now();
+        if let Err(e) = self
+            .queue
+            .fail(id, "the job's task died", Some(retry_at))
+            .await
+        {
+            tracing::error!(error = %e, "could not record the job's failure");
+        }
+    }
 }
 
+/// Forgets a finished task's job; returns it when the task did not end normally (it was
+/// aborted, or panicked outside the handler), so that its job is still marked running.
 fn forget(
     running: &mut HashMap<tokio::task::Id, JobId>,
     done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-) {
-    let id = match done {
-        Ok((id, ())) => id,
-        Err(e) => e.id(),
-    };
-    running.remove(&id);
+) -> Option<JobId> {
+    match done {
+        Ok((id, ())) => {
+            running.remove(&id);
+            None
+        }
+        Err(e) => running.remove(&e.id()),
+    }
 }
 
 /// How a handler's run ended.
