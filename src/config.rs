@@ -728,6 +728,7 @@ redirect_uri = "http://127.0.0.1:8888/callback"
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
     fn the_environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", &full())?;
