@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let workers = args.get(2).copied().unwrap_or(1).max(1);
     let dir = tempfile::tempdir()?;
-    let store = Store::open_at(dir.path().join("bench.db")).await?;
+    let store = Store::open_at(&dir.path().join("bench.db"), &[7; 32]).await?;
     let devices = DevicePool::new(vec![(); workers])?;
     let train: TrainFn<()> = Arc::new(loadbench::stand_in_train);
     let report = loadbench::run(store, devices, train, &options).await?;

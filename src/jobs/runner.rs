@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::device::panic_message;
 use super::kind::Lane;
 use super::queue::{CancelToken, Claimed, Job, ProgressSender, Queue, QueueError};
+use crate::config::JobsConfig;
 use crate::store::{FailOutcome, JobId};
 
 /// Why a job's handler did not succeed.
@@ -102,6 +103,19 @@ impl Default for RunnerSettings {
 }
 
 impl RunnerSettings {
+    /// The settings from the configuration, for a pool of `device_slots` device workers (the
+    /// app starts `config.device_workers` of them, or one per device when unset).
+    pub fn from_config(config: &JobsConfig, device_slots: usize) -> Self {
+        Self {
+            device_slots,
+            network_concurrency: config.network_concurrency,
+            train_timeout: config.train_timeout,
+            job_timeout: config.job_timeout,
+            shutdown_grace: config.shutdown_grace,
+            ..Self::default()
+        }
+    }
+
     fn time_limit(&self, lane: Lane) -> Duration {
         match lane {
             Lane::Device => self.train_timeout,

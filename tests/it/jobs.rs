@@ -18,7 +18,9 @@ use tokio::sync::watch;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn open_store(dir: &tempfile::TempDir) -> Store {
-    Store::open_at(dir.path().join("sublist.db")).await.unwrap()
+    Store::open_at(&dir.path().join("sublist.db"), &[7; 32])
+        .await
+        .unwrap()
 }
 
 async fn members(store: &Store, ids: impl IntoIterator<Item = u64>) {
