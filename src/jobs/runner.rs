@@ -385,7 +385,7 @@ async fn fail(queue: &Queue, job: &Job, error: String) -> Result<Option<String>,
 
 fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
+    if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else if secs >= 1 {
         format!("{secs} s")

@@ -494,9 +494,9 @@ async fn a_failing_job_stops_at_its_retry_cap_with_its_error_kept() {
     let handler = Recorder::new(|job, _| {
         Box::pin(async move {
             match job.kind {
-                JobKind::SyncMember { member } if member == MemberId(2) => {
-                    Err(JobError::Fatal("the Spotify link was revoked".into()))
-                }
+                JobKind::SyncMember {
+                    member: MemberId(2),
+                } => Err(JobError::Fatal("the Spotify link was revoked".into())),
                 _ => Err(JobError::Retry(format!(
                     "Spotify answered 503 on attempt {}",
                     job.attempt
