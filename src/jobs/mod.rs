@@ -1,15 +1,16 @@
 //! The durable job queue shared by all members, the device workers that own a compute device
 //! each, the runner that executes jobs fairly, and the scheduler.
 //!
-//! Wiring: open a [`Queue`] over the store, start a [`DevicePool`] with the app's devices, give
-//! a [`Runner`] the app's [`JobHandler`] (which sends training to the pool) and a shutdown
-//! `watch`, and run a [`Scheduler`] beside it.
+//! Wiring: open a [`Queue`] over the store, start a [`DevicePool`] with the app's devices, and
+//! start a [`JobService`] (the [`Runner`] and the [`Scheduler`]) with the app's [`JobHandler`],
+//! which sends training to the pool. Shut the service down on SIGTERM.
 
 mod device;
 mod kind;
 mod queue;
 mod runner;
 mod scheduler;
+mod service;
 
 pub use crate::store::{CancelOutcome, FailOutcome, JobId, JobRow, JobState};
 pub use device::{DeviceError, DevicePool};
@@ -20,3 +21,4 @@ pub use queue::{
 };
 pub use runner::{JobContext, JobError, JobHandler, Runner, RunnerSettings};
 pub use scheduler::Scheduler;
+pub use service::JobService;

@@ -8,8 +8,8 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sublist::domain::{LayerId, MemberId};
 use sublist::jobs::{
-    CancelOutcome, DevicePool, Job, JobContext, JobError, JobHandler, JobId, JobKind, JobState,
-    JobStatus, Lane, Priority, Progress, Queue, Runner, RunnerSettings, Scheduler,
+    CancelOutcome, DevicePool, Job, JobContext, JobError, JobHandler, JobId, JobKind, JobService,
+    JobState, JobStatus, Lane, Priority, Progress, Queue, Runner, RunnerSettings, Scheduler,
 };
 use sublist::store::Store;
 use tokio::sync::watch;
@@ -803,33 +803,64 @@ async fn shutdown_lets_quick_jobs_finish_and_requeues_the_rest() {
     assert_eq!(handler.started_ids(), vec![slow]);
 }
 
-#[tokio::test]
-async fn the_scheduler_queues_one_sync_per_linked_member_per_interval() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir).await;
-    members(&store, [1, 2, 3]).await;
-    // Members 1 and 2 linked Spotify; 3 did not; 2's link expired later.
+/// Links members' Spotify accounts (rows the Spotify room writes); returns a direct connection
+/// for later changes.
+async fn link(dir: &tempfile::TempDir, members: &[i64]) -> sqlx::SqlitePool {
     let db = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
         dir.path().join("sublist.db").display()
     ))
     .await
     .unwrap();
-    for (member, status) in [(1, "active"), (2, "active")] {
+    for member in members {
         sqlx::query(
             "INSERT INTO spotify_links (member_id, app_client_id, account_id, user_id, \
-             authorized_at, refresh_expires_at, status, linked_at) \
-             VALUES (?, 'app', ?, ?, '2026-11-01T00:00:00Z', '2027-05-01T00:00:00Z', ?, \
+             authorized_at, refresh_expires_at, linked_at) \
+             VALUES (?, 'app', ?, ?, '2026-11-01T00:00:00Z', '2027-05-01T00:00:00Z', \
              '2026-11-01T00:00:00Z')",
         )
         .bind(member)
         .bind(format!("account-{member}"))
         .bind(format!("user-{member}"))
-        .bind(status)
         .execute(&db)
         .await
         .unwrap();
     }
+    db
+}
+
+#[tokio::test]
+async fn the_service_syncs_linked_members_and_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1, 2]).await;
+    link(&dir, &[2]).await;
+    let queue = Queue::new(store, 3);
+    let handler = Recorder::succeeding();
+    let service = JobService::start(
+        queue.clone(),
+        Arc::clone(&handler),
+        settings(),
+        Duration::from_secs(3600),
+    );
+    until("the linked member is synced", || {
+        !handler.succeeded().is_empty()
+    })
+    .await;
+    service.shutdown().await.unwrap();
+    let started = handler.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].kind, sync(2));
+    assert_eq!(started[0].priority, Priority::Automatic);
+}
+
+#[tokio::test]
+async fn the_scheduler_queues_one_sync_per_linked_member_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1, 2, 3]).await;
+    // Members 1 and 2 linked Spotify; 3 did not; 2's link expires later.
+    let db = link(&dir, &[1, 2]).await;
     let queue = Queue::new(store, 3);
     let scheduler = Scheduler::new(queue.clone(), Duration::from_secs(300));
     let first = scheduler.tick().await.unwrap();
