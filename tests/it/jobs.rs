@@ -898,3 +898,69 @@ async fn the_scheduler_queues_one_sync_per_linked_member_per_interval() {
         Some(MemberId(1))
     );
 }
+
+#[tokio::test]
+async fn a_cancel_asked_of_a_running_job_survives_a_crash_and_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1, 2]).await;
+    let queue = Queue::new(store.clone(), 3);
+    // Job A: cancel asked while running, then the process dies.
+    let a = queue
+        .enqueue(sync(1), Priority::Automatic)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(queue.claim(Lane::Network).await.unwrap().unwrap().job.id, a);
+    assert_eq!(queue.cancel(a).await.unwrap(), CancelOutcome::Requested);
+    // Job B: cancel asked while running, then its handler fails with a retryable error.
+    let b = queue
+        .enqueue(sync(2), Priority::Automatic)
+        .await
+        .unwrap()
+        .id;
+    let claimed = queue.claim(Lane::Network).await.unwrap().unwrap();
+    assert_eq!(claimed.job.id, b);
+    assert_eq!(queue.cancel(b).await.unwrap(), CancelOutcome::Requested);
+    assert!(claimed.cancel.is_cancelled(), "the handler's token fired");
+    queue
+        .fail(b, "network down", Some(chrono::Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.job(b).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+
+    let after_crash = Queue::new(store, 3);
+    assert!(after_crash.recover().await.unwrap().is_empty());
+    assert_eq!(wait(&after_crash, a).await, JobStatus::Cancelled);
+    assert!(after_crash.claim(Lane::Network).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_job_waiting_out_its_retry_delay_is_not_claimed_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1]).await;
+    let queue = Queue::new(store, 3);
+    let id = queue
+        .enqueue(sync(1), Priority::Automatic)
+        .await
+        .unwrap()
+        .id;
+    queue.claim(Lane::Network).await.unwrap().unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    queue
+        .fail(id, "429: try again later", Some(later))
+        .await
+        .unwrap();
+    let row = queue.job(id).await.unwrap().unwrap();
+    assert_eq!(row.state, JobState::Queued);
+    assert_eq!(row.last_error.as_deref(), Some("429: try again later"));
+    assert!(queue.claim(Lane::Network).await.unwrap().is_none());
+    assert!(queue.claim(Lane::Device).await.unwrap().is_none());
+    // A request in the meantime joins it rather than running twice.
+    let again = queue.enqueue(sync(1), Priority::Automatic).await.unwrap();
+    assert_eq!((again.id, again.joined), (id, true));
+}
