@@ -1,1 +1,3 @@
+//! The integration tests, one binary with one module per area.
 
+mod openapi;
