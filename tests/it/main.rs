@@ -1,3 +1,4 @@
 //! The integration tests, one binary with one module per area.
 
 mod openapi;
+mod spotify;
