@@ -46,13 +46,32 @@ impl Spotify {
         let _guard = self.member_lock(member).await;
         let (session, _) = self.session(member).await?;
         let mut report = SyncReport::default();
-        let result = match self.store().motherlist(member).await? {
+        let store = self.store();
+        let motherlist = store
+            .member_settings(member)
+            .await?
+            .map(|s| s.motherlist)
+            .unwrap_or_default();
+        let source = match &motherlist {
+            Motherlist::LikedSongs => "liked".to_string(),
+            Motherlist::Playlist(id) => id.clone(),
+        };
+        let mut state = store.sync_state(member).await?;
+        if state.source.as_deref() != Some(source.as_str()) {
+            // The motherlist changed (or was never synced): start over from it.
+            store.reset_motherlist(member).await?;
+            state = SyncState {
+                source: Some(source),
+                ..SyncState::default()
+            };
+        }
+        let result = match motherlist {
             Motherlist::LikedSongs => {
-                self.sync_liked(member, &session, progress, &mut report)
+                self.sync_liked(member, &session, state, progress, &mut report)
                     .await
             }
             Motherlist::Playlist(id) => {
-                self.sync_playlist(member, &session, &id, progress, &mut report)
+                self.sync_playlist(member, &session, &id, state, progress, &mut report)
                     .await
             }
         };
@@ -64,11 +83,11 @@ impl Spotify {
         &self,
         member: MemberId,
         session: &Session,
+        mut state: SyncState,
         progress: &(dyn Fn(SyncProgress) + Send + Sync),
         report: &mut SyncReport,
     ) -> Result<(), SpotifyError> {
         let store = self.store();
-        let mut state = store.sync_state(member).await?;
         let mut read = 0u32;
         if !state.initial_done {
             // First read (or its resumption): every page, saving the offset after each.
@@ -206,11 +225,11 @@ impl Spotify {
         member: MemberId,
         session: &Session,
         playlist: &str,
+        mut state: SyncState,
         progress: &(dyn Fn(SyncProgress) + Send + Sync),
         report: &mut SyncReport,
     ) -> Result<(), SpotifyError> {
         let store = self.store();
-        let mut state = store.sync_state(member).await?;
         let info = session
             .playlist(playlist)
             .await?
@@ -256,6 +275,13 @@ impl Spotify {
                 return Err(SpotifyError::PlaylistNotYours);
             }
         }
-        Ok(self.store().set_motherlist(member, &motherlist).await?)
+        let store = self.store();
+        store.ensure_member(member).await?;
+        let Some(mut settings) = store.member_settings(member).await? else {
+            return Err(SpotifyError::NotLinked);
+        };
+        settings.motherlist = motherlist;
+        // The next sync sees the new motherlist and starts over from it.
+        Ok(store.set_member_settings(member, &settings).await?)
     }
 }

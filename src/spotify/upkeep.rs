@@ -157,7 +157,7 @@ impl Spotify {
                 );
                 let made = session.create_playlist(name, &description).await?;
                 store
-                    .set_sublist_playlist(sub, &made.id, &made.snapshot_id)
+                    .set_managed_playlist(sub, &made.id, &made.snapshot_id)
                     .await?;
                 change.playlist_id = made.id;
                 change.name = made.name;
@@ -301,7 +301,7 @@ impl Spotify {
         store.upsert_tracks(&tracks).await?;
         let ids = dedup(tracks.into_iter().map(|t| t.id));
         store
-            .set_sublist_playlist(sublist, &info.id, &info.snapshot_id)
+            .set_managed_playlist(sublist, &info.id, &info.snapshot_id)
             .await?;
         store
             .set_sublist_tracks(sublist, &ids, &info.snapshot_id)

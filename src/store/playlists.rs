@@ -22,7 +22,7 @@ impl Store {
 
     /// Points a sublist at a playlist (new, recreated or adopted) and forgets what was
     /// written to the old one.
-    pub(crate) async fn set_sublist_playlist(
+    pub(crate) async fn set_managed_playlist(
         &self,
         sublist: SublistId,
         playlist_id: &str,

@@ -1,5 +1,4 @@
-//! The motherlist (`liked`), where each member's sync stands (`sync_state`), and the member's
-//! choice of motherlist.
+//! The motherlist (`liked`) and where each member's sync stands (`sync_state`).
 
 use std::collections::HashSet;
 
@@ -7,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::domain::{LikedTrack, MemberId, Motherlist, Track, TrackId};
+use crate::domain::{LikedTrack, MemberId, Track, TrackId};
 
 /// How far a member's motherlist sync has come.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,6 +22,8 @@ pub struct SyncState {
     pub full_pass_started_at: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub last_full_at: Option<DateTime<Utc>>,
+    /// The motherlist this state belongs to: `liked` or a playlist id.
+    pub source: Option<String>,
 }
 
 fn tid(s: String) -> Result<TrackId, StoreError> {
@@ -46,6 +47,7 @@ impl Store {
             full_pass_started_at: r.try_get("full_pass_started_at")?,
             last_sync_at: r.try_get("last_sync_at")?,
             last_full_at: r.try_get("last_full_at")?,
+            source: r.try_get("source")?,
         })
     }
 
@@ -56,13 +58,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sync_state (member_id, snapshot_id, initial_done, resume_offset,
-                 full_pass_offset, full_pass_started_at, last_sync_at, last_full_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 full_pass_offset, full_pass_started_at, last_sync_at, last_full_at, source)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(member_id) DO UPDATE SET snapshot_id = excluded.snapshot_id,
                  initial_done = excluded.initial_done, resume_offset = excluded.resume_offset,
                  full_pass_offset = excluded.full_pass_offset,
                  full_pass_started_at = excluded.full_pass_started_at,
-                 last_sync_at = excluded.last_sync_at, last_full_at = excluded.last_full_at",
+                 last_sync_at = excluded.last_sync_at, last_full_at = excluded.last_full_at,
+                 source = excluded.source",
         )
         .bind(member.0 as i64)
         .bind(&s.snapshot_id)
@@ -72,6 +75,7 @@ impl Store {
         .bind(s.full_pass_started_at)
         .bind(s.last_sync_at)
         .bind(s.last_full_at)
+        .bind(&s.source)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -93,9 +97,9 @@ impl Store {
         seen_at: DateTime<Utc>,
         state: &SyncState,
     ) -> Result<Vec<TrackId>, StoreError> {
-        let mut tx = self.pool().begin().await?;
         let tracks: Vec<Track> = page.iter().map(|l| l.track.clone()).collect();
-        Self::upsert_tracks_tx(&mut tx, &tracks).await?;
+        self.upsert_tracks(&tracks).await?;
+        let mut tx = self.pool().begin().await?;
         let mut new = Vec::new();
         for l in page {
             let known = sqlx::query("SELECT 1 FROM liked WHERE member_id = ? AND track_id = ?")
@@ -218,31 +222,10 @@ impl Store {
             .collect()
     }
 
-    pub async fn motherlist(&self, member: MemberId) -> Result<Motherlist, StoreError> {
-        let row = sqlx::query("SELECT motherlist FROM members WHERE id = ?")
-            .bind(member.0 as i64)
-            .fetch_optional(self.pool())
-            .await?;
-        let value: Option<String> = match row {
-            Some(r) => r.try_get("motherlist")?,
-            None => None,
-        };
-        Ok(value.map_or(Motherlist::LikedSongs, Motherlist::Playlist))
-    }
-
-    /// Changes the member's motherlist; the old one's tracks and sync state are dropped so the
-    /// next sync reads the new one from the start.
-    pub async fn set_motherlist(&self, member: MemberId, m: &Motherlist) -> Result<(), StoreError> {
-        let value = match m {
-            Motherlist::LikedSongs => None,
-            Motherlist::Playlist(id) => Some(id.clone()),
-        };
+    /// Drops the member's motherlist tracks and sync state, so the next sync reads the
+    /// (changed) motherlist from the start.
+    pub(crate) async fn reset_motherlist(&self, member: MemberId) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE members SET motherlist = ? WHERE id = ?")
-            .bind(value)
-            .bind(member.0 as i64)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query("DELETE FROM liked WHERE member_id = ?")
             .bind(member.0 as i64)
             .execute(&mut *tx)

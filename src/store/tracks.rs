@@ -1,34 +1,70 @@
-//! Track metadata, stored once and shared between members, and cached audio descriptors.
+//! Track metadata, stored once per track and shared between members.
 
-use chrono::{DateTime, Utc};
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
-use super::{Store, StoreError};
+use super::{Result, Store, StoreError};
 use crate::domain::{AudioFeatures, ReleasePrecision, Track, TrackId};
 
+/// Reads a `tracks` row (`SELECT *` or the same columns).
+pub(crate) fn track_from_row(r: &SqliteRow) -> Result<Track> {
+    let id: String = r.get("id");
+    let artists: String = r.get("artists");
+    let audio: Option<String> = r.get("audio");
+    let precision: Option<String> = r.get("release_precision");
+    let num = |col: &str| {
+        r.get::<Option<i64>, _>(col)
+            .map(|v| v.clamp(0, u32::MAX as i64) as u32)
+    };
+    Ok(Track {
+        id: TrackId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        name: r.get("name"),
+        artists: serde_json::from_str(&artists).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        album_id: r.get("album_id"),
+        album_name: r.get("album_name"),
+        album_type: r.get("album_type"),
+        release_date: r.get("release_date"),
+        release_precision: precision.as_deref().and_then(ReleasePrecision::parse),
+        duration_ms: num("duration_ms"),
+        explicit: r.get("explicit"),
+        track_number: num("track_number"),
+        disc_number: num("disc_number"),
+        total_tracks: num("total_tracks"),
+        isrc: r.get("isrc"),
+        image_url: r.get("image_url"),
+        audio: audio
+            .map(|a| serde_json::from_str::<AudioFeatures>(&a))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
 impl Store {
-    /// Inserts or refreshes tracks' metadata inside a transaction; audio descriptors are kept.
-    pub(crate) async fn upsert_tracks_tx(
-        tx: &mut sqlx::SqliteConnection,
-        tracks: &[Track],
-    ) -> Result<(), StoreError> {
+    /// Inserts or updates tracks in one transaction. Audio descriptors already known are kept
+    /// when the new record has none (Spotify never sends them).
+    pub async fn upsert_tracks(&self, tracks: &[Track]) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
         for t in tracks {
             let artists = serde_json::to_string(&t.artists)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let audio = t
+                .audio
+                .map(|a| serde_json::to_string(&a))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             sqlx::query(
-                "INSERT INTO tracks (id, name, artists, album_id, album_name, album_type,
-                     release_date, release_precision, duration_ms, explicit, track_number,
-                     disc_number, total_tracks, isrc, image_url)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                "INSERT INTO tracks (id, name, artists, album_id, album_name, album_type, release_date,
+                    release_precision, duration_ms, explicit, track_number, disc_number, total_tracks,
+                    isrc, image_url, audio)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, artists = excluded.artists,
-                     album_id = excluded.album_id, album_name = excluded.album_name,
-                     album_type = excluded.album_type, release_date = excluded.release_date,
-                     release_precision = excluded.release_precision,
-                     duration_ms = excluded.duration_ms, explicit = excluded.explicit,
-                     track_number = excluded.track_number, disc_number = excluded.disc_number,
-                     total_tracks = excluded.total_tracks,
-                     isrc = COALESCE(excluded.isrc, tracks.isrc),
-                     image_url = excluded.image_url",
+                    album_id = excluded.album_id, album_name = excluded.album_name,
+                    album_type = excluded.album_type, release_date = excluded.release_date,
+                    release_precision = excluded.release_precision, duration_ms = excluded.duration_ms,
+                    explicit = excluded.explicit, track_number = excluded.track_number,
+                    disc_number = excluded.disc_number, total_tracks = excluded.total_tracks,
+                    isrc = excluded.isrc, image_url = excluded.image_url,
+                    audio = COALESCE(excluded.audio, tracks.audio)",
             )
             .bind(t.id.as_str())
             .bind(&t.name)
@@ -37,7 +73,7 @@ impl Store {
             .bind(&t.album_name)
             .bind(&t.album_type)
             .bind(&t.release_date)
-            .bind(t.release_precision.map(|p| p.as_str()))
+            .bind(t.release_precision.map(ReleasePrecision::as_str))
             .bind(t.duration_ms.map(i64::from))
             .bind(t.explicit)
             .bind(t.track_number.map(i64::from))
@@ -45,41 +81,47 @@ impl Store {
             .bind(t.total_tracks.map(i64::from))
             .bind(&t.isrc)
             .bind(&t.image_url)
+            .bind(audio)
             .execute(&mut *tx)
             .await?;
         }
-        Ok(())
-    }
-
-    pub async fn upsert_tracks(&self, tracks: &[Track]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        Self::upsert_tracks_tx(&mut tx, tracks).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn track(&self, id: &TrackId) -> Result<Option<Track>, StoreError> {
-        let row = sqlx::query("SELECT * FROM tracks WHERE id = ?")
+    /// One track's metadata.
+    pub async fn track(&self, id: &TrackId) -> Result<Option<Track>> {
+        sqlx::query("SELECT * FROM tracks WHERE id = ?")
             .bind(id.as_str())
             .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| track_from_row(&r)).transpose()
+            .await?
+            .as_ref()
+            .map(track_from_row)
+            .transpose()
     }
 
+    /// Several tracks' metadata, in the order asked; unknown ids are left out.
+    pub async fn tracks(&self, ids: &[TrackId]) -> Result<Vec<Track>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(t) = self.track(id).await? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
     /// Tracks no audio provider has been asked about yet, at most `limit`.
-    pub(crate) async fn tracks_without_audio_check(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<TrackId>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM tracks WHERE audio_checked_at IS NULL LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("id")?;
-                TrackId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
+    pub(crate) async fn tracks_without_audio_check(&self, limit: u32) -> Result<Vec<TrackId>> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM tracks WHERE audio_checked_at IS NULL LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?;
+        ids.iter()
+            .map(|id| TrackId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect()
     }
 
@@ -89,8 +131,8 @@ impl Store {
         &self,
         id: &TrackId,
         audio: Option<&AudioFeatures>,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
         let json = audio
             .map(serde_json::to_string)
             .transpose()
@@ -103,36 +145,4 @@ impl Store {
             .await?;
         Ok(())
     }
-}
-
-pub(crate) fn track_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Track, StoreError> {
-    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
-    let id: String = r.try_get("id")?;
-    let artists: String = r.try_get("artists")?;
-    let audio: Option<String> = r.try_get("audio")?;
-    let precision: Option<String> = r.try_get("release_precision")?;
-    let num = |col: &str| -> Result<Option<u32>, StoreError> {
-        Ok(r.try_get::<Option<i64>, _>(col)?.map(|v| v as u32))
-    };
-    Ok(Track {
-        id: TrackId::parse(&id).map_err(|e| corrupt(&e))?,
-        name: r.try_get("name")?,
-        artists: serde_json::from_str(&artists).map_err(|e| corrupt(&e))?,
-        album_id: r.try_get("album_id")?,
-        album_name: r.try_get("album_name")?,
-        album_type: r.try_get("album_type")?,
-        release_date: r.try_get("release_date")?,
-        release_precision: precision.as_deref().and_then(ReleasePrecision::parse),
-        duration_ms: num("duration_ms")?,
-        explicit: r.try_get("explicit")?,
-        track_number: num("track_number")?,
-        disc_number: num("disc_number")?,
-        total_tracks: num("total_tracks")?,
-        isrc: r.try_get("isrc")?,
-        image_url: r.try_get("image_url")?,
-        audio: audio
-            .map(|a| serde_json::from_str(&a))
-            .transpose()
-            .map_err(|e| corrupt(&e))?,
-    })
 }

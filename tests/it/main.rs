@@ -1,4 +1,5 @@
-//! The integration tests, one binary with one module per area.
+//! The integration tests: one binary, one module per area.
 
+mod cli;
 mod openapi;
 mod spotify;

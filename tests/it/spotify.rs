@@ -88,7 +88,7 @@ pub(crate) async fn rig_with(
         local.add_app(&a.client_id, &format!("secret-{}", a.client_id), false);
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_at(&dir.path().join("sublist.db"), [7u8; 32])
+    let store = Store::open_at(&dir.path().join("sublist.db"), &[7u8; 32])
         .await
         .expect("store opens");
     let config = SpotifyConfig {
@@ -698,7 +698,7 @@ async fn quota_exceeded_pauses_the_app_until_the_time_spotify_gives() {
 
 #[tokio::test]
 async fn audio_descriptors_come_in_batches_of_40_and_are_cached() {
-    let r = rig_with(vec![app("app1", 5, REDIRECT)], AudioProvider::ReccoBeats, 0).await;
+    let r = rig_with(vec![app("app1", 5, REDIRECT)], AudioProvider::Reccobeats, 0).await;
     link(&r, ALICE, "alice").await;
     r.local.seed_liked("alice", 100);
     r.local.set_audio_unknown(&[track_id(7), track_id(8)]);
