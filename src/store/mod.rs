@@ -6,15 +6,20 @@ mod cipher;
 mod jobs;
 mod labels;
 mod layers;
+mod links;
 mod members;
 mod models;
+mod playlists;
+mod sync;
 mod tracks;
 
 pub use cipher::Cipher;
 pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
 pub use labels::LabelCount;
+pub use links::{LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
 pub use models::StoredModel;
+pub use sync::SyncState;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -111,3 +111,38 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Tracks no audio provider has been asked about yet, at most `limit`.
+    pub(crate) async fn tracks_without_audio_check(&self, limit: u32) -> Result<Vec<TrackId>> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM tracks WHERE audio_checked_at IS NULL LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?;
+        ids.iter()
+            .map(|id| TrackId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    /// Records a provider's answer for one track: descriptors, or None when it did not know
+    /// the track. Either way the track is not asked about again.
+    pub(crate) async fn set_audio(
+        &self,
+        id: &TrackId,
+        audio: Option<&AudioFeatures>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let json = audio
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("UPDATE tracks SET audio = ?, audio_checked_at = ? WHERE id = ?")
+            .bind(json)
+            .bind(at)
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

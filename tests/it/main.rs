@@ -2,3 +2,5 @@
 
 mod cli;
 mod jobs;
+mod openapi;
+mod spotify;

@@ -1,0 +1,326 @@
+//! Keeping the sublists: each sublist is a private playlist the member owns. A refresh writes
+//! the smallest change (removals, then additions appended, at most 100 per call), keeps the
+//! order of tracks already there, respects the member's hand edits, and recreates a playlist
+//! the member deleted. The bot writes only to playlists recorded as managed.
+
+use std::collections::{HashMap, HashSet};
+
+use rspotify::model::{LibraryId, PlaylistId};
+use rspotify::prelude::Id;
+
+use super::api::{CONTAINS_CHUNK, PAGE, PlaylistInfo, Session, WRITE_CHUNK};
+use super::{Spotify, SpotifyError};
+use crate::domain::{Layer, MemberId, SublistId, Track, TrackId};
+
+/// A change the member made by hand to a managed playlist since our last write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandEdit {
+    /// The member added the track: it stays, and belongs in this sublist.
+    Added(TrackId),
+    /// The member removed the track: it is not put back ("not here").
+    Removed(TrackId),
+}
+
+/// What a refresh did to one sublist's playlist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaylistChange {
+    pub sublist: SublistId,
+    pub playlist_id: String,
+    /// The playlist's name on Spotify (a rename by the member is kept).
+    pub name: String,
+    /// Created now for a sublist that had none.
+    pub created: bool,
+    /// The member had deleted the playlist; a new one was made.
+    pub recreated: bool,
+    pub added: Vec<TrackId>,
+    pub removed: Vec<TrackId>,
+    pub hand_edits: Vec<HandEdit>,
+    /// Add and remove calls made.
+    pub write_calls: u32,
+}
+
+/// What a refresh did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    pub playlists: Vec<PlaylistChange>,
+    /// HTTP requests made (reads, writes, retries).
+    pub requests: u32,
+}
+
+impl Spotify {
+    /// Makes each listed sublist's playlist hold `tracks` (in that order for new ones),
+    /// writing the smallest change. Sublists not listed are left alone.
+    pub async fn write_sublists(
+        &self,
+        member: MemberId,
+        layer: &Layer,
+        desired: &[(SublistId, Vec<TrackId>)],
+    ) -> Result<WriteReport, SpotifyError> {
+        let _guard = self.member_lock(member).await;
+        let (session, _) = self.session(member).await?;
+        let mut report = WriteReport::default();
+        let result = self.write_all(&session, layer, desired, &mut report).await;
+        report.requests = session.requests();
+        result.map(|()| report)
+    }
+
+    async fn write_all(
+        &self,
+        session: &Session,
+        layer: &Layer,
+        desired: &[(SublistId, Vec<TrackId>)],
+        report: &mut WriteReport,
+    ) -> Result<(), SpotifyError> {
+        let store = self.store();
+        // Which managed playlists the member still has (deleting one on Spotify unfollows it).
+        let mut managed = HashMap::new();
+        for (sub, _) in desired {
+            if let Some((Some(pid), snap)) = store.sublist_playlist(*sub).await? {
+                managed.insert(*sub, (pid, snap));
+            }
+        }
+        let ids: Vec<String> = managed.values().map(|(p, _)| p.clone()).collect();
+        let mut followed = HashMap::new();
+        for chunk in ids.chunks(CONTAINS_CHUNK) {
+            let pids: Vec<PlaylistId<'static>> = chunk
+                .iter()
+                .filter_map(|p| PlaylistId::from_id(p.clone()).ok())
+                .collect();
+            let lib: Vec<LibraryId<'_>> = pids
+                .iter()
+                .map(|p| LibraryId::Playlist(p.as_ref()))
+                .collect();
+            let answer = session.library_contains(&lib).await?;
+            for (p, f) in pids.iter().zip(answer) {
+                followed.insert(p.id().to_string(), f);
+            }
+        }
+        for (sub, tracks) in desired {
+            let Some(sublist) = layer.sublist(*sub) else {
+                continue;
+            };
+            let existing = managed.get(sub).cloned();
+            let change = self
+                .write_one(
+                    session,
+                    layer,
+                    sublist.id,
+                    &sublist.name,
+                    existing,
+                    &followed,
+                    tracks,
+                )
+                .await?;
+            report.playlists.push(change);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_one(
+        &self,
+        session: &Session,
+        layer: &Layer,
+        sub: SublistId,
+        name: &str,
+        existing: Option<(String, Option<String>)>,
+        followed: &HashMap<String, bool>,
+        desired: &[TrackId],
+    ) -> Result<PlaylistChange, SpotifyError> {
+        let store = self.store();
+        let mut info: Option<PlaylistInfo> = None;
+        if let Some((pid, _)) = &existing
+            && followed.get(pid).copied().unwrap_or(true)
+        {
+            info = session.playlist(pid).await?;
+        }
+        let mut change = PlaylistChange {
+            sublist: sub,
+            playlist_id: String::new(),
+            name: String::new(),
+            created: false,
+            recreated: false,
+            added: Vec::new(),
+            removed: Vec::new(),
+            hand_edits: Vec::new(),
+            write_calls: 0,
+        };
+        let mut current: Vec<TrackId>;
+        let mut snapshot: String;
+        match info {
+            None => {
+                change.created = existing.is_none();
+                change.recreated = existing.is_some();
+                let description = format!(
+                    "Kept by sublist: the “{name}” sublist of your “{}” layer. Edits you make here are respected.",
+                    layer.name
+                );
+                let made = session.create_playlist(name, &description).await?;
+                store
+                    .set_managed_playlist(sub, &made.id, &made.snapshot_id)
+                    .await?;
+                change.playlist_id = made.id;
+                change.name = made.name;
+                snapshot = made.snapshot_id;
+                current = Vec::new();
+            }
+            Some(info) => {
+                let last_written = store.sublist_tracks(sub).await?;
+                let our_snapshot = existing.as_ref().and_then(|(_, s)| s.clone());
+                if our_snapshot.as_deref() == Some(info.snapshot_id.as_str()) {
+                    current = last_written;
+                } else {
+                    let items = session.all_playlist_items(&info.id).await?;
+                    let tracks: Vec<Track> = items.iter().map(|l| l.track.clone()).collect();
+                    store.upsert_tracks(&tracks).await?;
+                    current = dedup(tracks.into_iter().map(|t| t.id));
+                    let now: HashSet<&TrackId> = current.iter().collect();
+                    let before: HashSet<&TrackId> = last_written.iter().collect();
+                    change.hand_edits.extend(
+                        current
+                            .iter()
+                            .filter(|t| !before.contains(t))
+                            .map(|t| HandEdit::Added(t.clone())),
+                    );
+                    change.hand_edits.extend(
+                        last_written
+                            .iter()
+                            .filter(|t| !now.contains(t))
+                            .map(|t| HandEdit::Removed(t.clone())),
+                    );
+                }
+                change.playlist_id = info.id;
+                change.name = info.name;
+                snapshot = info.snapshot_id;
+            }
+        }
+
+        // What the playlist should hold: the desired tracks, minus the member's removals,
+        // plus the member's additions.
+        let mut want: Vec<TrackId> = dedup(desired.iter().cloned());
+        let hand_removed: HashSet<&TrackId> = change
+            .hand_edits
+            .iter()
+            .filter_map(|e| match e {
+                HandEdit::Removed(t) => Some(t),
+                HandEdit::Added(_) => None,
+            })
+            .collect();
+        want.retain(|t| !hand_removed.contains(t));
+        for e in &change.hand_edits {
+            if let HandEdit::Added(t) = e
+                && !want.contains(t)
+            {
+                want.push(t.clone());
+            }
+        }
+        let want_set: HashSet<&TrackId> = want.iter().collect();
+        let have_set: HashSet<&TrackId> = current.iter().collect();
+        let removes: Vec<TrackId> = current
+            .iter()
+            .filter(|t| !want_set.contains(t))
+            .cloned()
+            .collect();
+        let adds: Vec<TrackId> = want
+            .iter()
+            .filter(|t| !have_set.contains(t))
+            .cloned()
+            .collect();
+
+        // Each chunk is recorded as soon as Spotify accepts it, so a pause keeps what is done
+        // and the next refresh continues from there.
+        for chunk in removes.chunks(WRITE_CHUNK) {
+            snapshot = session
+                .remove_items(&change.playlist_id, chunk, Some(&snapshot))
+                .await?;
+            change.write_calls += 1;
+            let gone: HashSet<&TrackId> = chunk.iter().collect();
+            current.retain(|t| !gone.contains(t));
+            store.set_sublist_tracks(sub, &current, &snapshot).await?;
+            change.removed.extend(chunk.iter().cloned());
+        }
+        for chunk in adds.chunks(WRITE_CHUNK) {
+            snapshot = session.add_items(&change.playlist_id, chunk).await?;
+            change.write_calls += 1;
+            current.extend(chunk.iter().cloned());
+            store.set_sublist_tracks(sub, &current, &snapshot).await?;
+            change.added.extend(chunk.iter().cloned());
+        }
+        if removes.is_empty() && adds.is_empty() {
+            store.set_sublist_tracks(sub, &current, &snapshot).await?;
+        }
+        Ok(change)
+    }
+
+    /// The playlists the member owns or follows (at most 10,000).
+    pub async fn list_playlists(
+        &self,
+        member: MemberId,
+    ) -> Result<Vec<PlaylistSummary>, SpotifyError> {
+        let _guard = self.member_lock(member).await;
+        let (session, link) = self.session(member).await?;
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for _ in 0..(10_000 / PAGE) {
+            let page = session.my_playlists(offset).await?;
+            let n = page.items.len();
+            out.extend(page.items.into_iter().map(|p| PlaylistSummary {
+                editable: p.owner_id == link.user_id || p.collaborative,
+                id: p.id,
+                name: p.name,
+                total: p.total,
+            }));
+            if !page.has_next || n == 0 {
+                break;
+            }
+            offset += PAGE;
+        }
+        Ok(out)
+    }
+
+    /// Makes an existing playlist of the member's the playlist of `sublist`: the bot manages
+    /// it from now on. Returns its tracks in order, for the caller to label as imported.
+    pub async fn adopt_playlist(
+        &self,
+        member: MemberId,
+        sublist: SublistId,
+        playlist_id: &str,
+    ) -> Result<Vec<TrackId>, SpotifyError> {
+        let _guard = self.member_lock(member).await;
+        let (session, link) = self.session(member).await?;
+        let info = session
+            .playlist(playlist_id)
+            .await?
+            .ok_or(SpotifyError::PlaylistNotFound)?;
+        if info.owner_id != link.user_id && !info.collaborative {
+            return Err(SpotifyError::PlaylistNotYours);
+        }
+        let items = session.all_playlist_items(&info.id).await?;
+        let tracks: Vec<Track> = items.into_iter().map(|l| l.track).collect();
+        let store = self.store();
+        store.upsert_tracks(&tracks).await?;
+        let ids = dedup(tracks.into_iter().map(|t| t.id));
+        store
+            .set_managed_playlist(sublist, &info.id, &info.snapshot_id)
+            .await?;
+        store
+            .set_sublist_tracks(sublist, &ids, &info.snapshot_id)
+            .await?;
+        Ok(ids)
+    }
+}
+
+/// A playlist in the member's library, for choosing a motherlist or a playlist to adopt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaylistSummary {
+    pub id: String,
+    pub name: String,
+    /// Owned or collaborative: Spotify serves its tracks and sublist may use it.
+    pub editable: bool,
+    pub total: Option<u32>,
+}
+
+fn dedup(ids: impl IntoIterator<Item = TrackId>) -> Vec<TrackId> {
+    let mut seen = HashSet::new();
+    ids.into_iter().filter(|t| seen.insert(t.clone())).collect()
+}

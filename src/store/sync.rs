@@ -1,0 +1,240 @@
+//! The motherlist (`liked`) and where each member's sync stands (`sync_state`).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::domain::{LikedTrack, MemberId, Track, TrackId};
+
+/// How far a member's motherlist sync has come.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// The playlist snapshot last read, for playlist motherlists.
+    pub snapshot_id: Option<String>,
+    /// The first full read is complete.
+    pub initial_done: bool,
+    /// During the first read: the offset to continue from.
+    pub resume_offset: u32,
+    /// The unlike-detection pass: the offset it continues from, and when it began.
+    pub full_pass_offset: u32,
+    pub full_pass_started_at: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_full_at: Option<DateTime<Utc>>,
+    /// The motherlist this state belongs to: `liked` or a playlist id.
+    pub source: Option<String>,
+}
+
+fn tid(s: String) -> Result<TrackId, StoreError> {
+    TrackId::parse(&s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Store {
+    pub async fn sync_state(&self, member: MemberId) -> Result<SyncState, StoreError> {
+        let row = sqlx::query("SELECT * FROM sync_state WHERE member_id = ?")
+            .bind(member.0 as i64)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = row else {
+            return Ok(SyncState::default());
+        };
+        Ok(SyncState {
+            snapshot_id: r.try_get("snapshot_id")?,
+            initial_done: r.try_get("initial_done")?,
+            resume_offset: r.try_get::<i64, _>("resume_offset")? as u32,
+            full_pass_offset: r.try_get::<i64, _>("full_pass_offset")? as u32,
+            full_pass_started_at: r.try_get("full_pass_started_at")?,
+            last_sync_at: r.try_get("last_sync_at")?,
+            last_full_at: r.try_get("last_full_at")?,
+            source: r.try_get("source")?,
+        })
+    }
+
+    async fn put_sync_state_tx(
+        tx: &mut sqlx::SqliteConnection,
+        member: MemberId,
+        s: &SyncState,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sync_state (member_id, snapshot_id, initial_done, resume_offset,
+                 full_pass_offset, full_pass_started_at, last_sync_at, last_full_at, source)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(member_id) DO UPDATE SET snapshot_id = excluded.snapshot_id,
+                 initial_done = excluded.initial_done, resume_offset = excluded.resume_offset,
+                 full_pass_offset = excluded.full_pass_offset,
+                 full_pass_started_at = excluded.full_pass_started_at,
+                 last_sync_at = excluded.last_sync_at, last_full_at = excluded.last_full_at,
+                 source = excluded.source",
+        )
+        .bind(member.0 as i64)
+        .bind(&s.snapshot_id)
+        .bind(s.initial_done)
+        .bind(i64::from(s.resume_offset))
+        .bind(i64::from(s.full_pass_offset))
+        .bind(s.full_pass_started_at)
+        .bind(s.last_sync_at)
+        .bind(s.last_full_at)
+        .bind(&s.source)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn put_sync_state(&self, member: MemberId, s: &SyncState) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        Self::put_sync_state_tx(&mut tx, member, s).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores one page of the motherlist and the sync state after it, atomically, so an
+    /// interrupted sync resumes where it stopped. Returns the tracks that were new.
+    pub(crate) async fn save_liked_page(
+        &self,
+        member: MemberId,
+        page: &[LikedTrack],
+        seen_at: DateTime<Utc>,
+        state: &SyncState,
+    ) -> Result<Vec<TrackId>, StoreError> {
+        let tracks: Vec<Track> = page.iter().map(|l| l.track.clone()).collect();
+        self.upsert_tracks(&tracks).await?;
+        let mut tx = self.pool().begin().await?;
+        let mut new = Vec::new();
+        for l in page {
+            let known = sqlx::query("SELECT 1 FROM liked WHERE member_id = ? AND track_id = ?")
+                .bind(member.0 as i64)
+                .bind(l.track.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if known {
+                sqlx::query("UPDATE liked SET seen_at = ? WHERE member_id = ? AND track_id = ?")
+                    .bind(seen_at)
+                    .bind(member.0 as i64)
+                    .bind(l.track.id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "INSERT INTO liked (member_id, track_id, added_at, seen_at) VALUES (?, ?, ?, ?)",
+                )
+                .bind(member.0 as i64)
+                .bind(l.track.id.as_str())
+                .bind(l.added_at)
+                .bind(seen_at)
+                .execute(&mut *tx)
+                .await?;
+                new.push(l.track.id.clone());
+            }
+        }
+        Self::put_sync_state_tx(&mut tx, member, state).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Which of `ids` are in the member's motherlist already.
+    pub(crate) async fn known_liked(
+        &self,
+        member: MemberId,
+        ids: &[TrackId],
+    ) -> Result<HashSet<TrackId>, StoreError> {
+        let mut known = HashSet::new();
+        for id in ids {
+            let hit = sqlx::query("SELECT 1 FROM liked WHERE member_id = ? AND track_id = ?")
+                .bind(member.0 as i64)
+                .bind(id.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+            if hit.is_some() {
+                known.insert(id.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    /// Tracks of the motherlist not seen since `t` (the start of an unlike-detection pass).
+    pub(crate) async fn liked_unseen_since(
+        &self,
+        member: MemberId,
+        t: DateTime<Utc>,
+    ) -> Result<Vec<TrackId>, StoreError> {
+        let rows = sqlx::query("SELECT track_id, seen_at FROM liked WHERE member_id = ?")
+            .bind(member.0 as i64)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let seen: DateTime<Utc> = r.try_get("seen_at")?;
+            if seen < t {
+                out.push(tid(r.try_get("track_id")?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn touch_liked(
+        &self,
+        member: MemberId,
+        ids: &[TrackId],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for id in ids {
+            sqlx::query("UPDATE liked SET seen_at = ? WHERE member_id = ? AND track_id = ?")
+                .bind(at)
+                .bind(member.0 as i64)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn remove_liked(
+        &self,
+        member: MemberId,
+        ids: &[TrackId],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for id in ids {
+            sqlx::query("DELETE FROM liked WHERE member_id = ? AND track_id = ?")
+                .bind(member.0 as i64)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The member's motherlist, newest like first.
+    pub async fn liked_ids(&self, member: MemberId) -> Result<Vec<TrackId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT track_id FROM liked WHERE member_id = ? ORDER BY added_at DESC, track_id",
+        )
+        .bind(member.0 as i64)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| tid(r.try_get("track_id")?))
+            .collect()
+    }
+
+    /// Drops the member's motherlist tracks and sync state, so the next sync reads the
+    /// (changed) motherlist from the start.
+    pub(crate) async fn reset_motherlist(&self, member: MemberId) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM liked WHERE member_id = ?")
+            .bind(member.0 as i64)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sync_state WHERE member_id = ?")
+            .bind(member.0 as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
