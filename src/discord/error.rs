@@ -105,7 +105,10 @@ pub async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
             );
             reply_private(
                 poise::Context::Application(ctx),
-                "This command changed since Discord last saw it; try again in a minute.".into(),
+                format!(
+                    "I couldn't read this command's options ({description}). If the bot was \
+                     just updated, Discord may still show the old command: try again in a minute."
+                ),
             )
             .await;
         }

@@ -25,7 +25,7 @@ pub use backend::{
     TrainTicket, TrainUpdate, async_trait,
 };
 pub use error::{UserError, incident_id};
-pub use notify::{Notifier, PostOutcome};
+pub use notify::{DIGEST_AFTER, Notifier, PostOutcome};
 
 use crate::store::Store;
 
@@ -102,7 +102,19 @@ pub fn commands() -> Vec<poise::Command<Data, Error>> {
 /// The JSON the bot sends to register its commands (`PUT /applications/{id}/commands`).
 pub fn command_schema() -> serde_json::Value {
     let cmds = poise::builtins::create_application_commands(&commands());
-    serde_json::to_value(cmds).unwrap_or_default()
+    let mut schema = serde_json::to_value(cmds).unwrap_or_default();
+    // serenity writes this permission bit set as a string; Discord's OpenAPI description
+    // types it as an integer, so it is sent as one.
+    for c in schema.as_array_mut().into_iter().flatten() {
+        let bits = c
+            .get("default_member_permissions")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok());
+        if let Some(bits) = bits {
+            c["default_member_permissions"] = bits.into();
+        }
+    }
+    schema
 }
 
 /// Connects the bot and starts serving commands, reactions and buttons.
@@ -122,18 +134,20 @@ pub async fn start(
             ..Default::default()
         })
         .initialize_owners(false)
-        .setup(move |ctx, ready, framework| {
+        .setup(move |ctx, ready, _framework| {
             Box::pin(async move {
                 tracing::info!(user = %ready.user.name, "connected to Discord");
                 if register {
-                    let cmds = &framework.options().commands;
-                    match guild {
+                    let schema = command_schema();
+                    let registered = match guild {
                         Some(g) => {
-                            poise::builtins::register_in_guild(ctx, cmds, serenity::GuildId::new(g))
+                            ctx.http
+                                .create_guild_commands(serenity::GuildId::new(g), &schema)
                                 .await?
                         }
-                        None => poise::builtins::register_globally(ctx, cmds).await?,
-                    }
+                        None => ctx.http.create_global_commands(&schema).await?,
+                    };
+                    tracing::info!(commands = registered.len(), "registered the slash commands");
                 }
                 Ok(Data {
                     store: setup_store,

@@ -119,7 +119,7 @@ pub async fn settings(
     #[description = "Ask instead of sorting when the model is less sure than this (percent)"]
     #[min = 0]
     #[max = 100]
-    ask_below: Option<u8>,
+    ask_below: Option<i64>,
 ) -> Result<(), Error> {
     let member = member(ctx).await?;
     let data = ctx.data();
@@ -153,7 +153,12 @@ pub async fn settings(
         s.auto_sort = on;
     }
     if let Some(p) = ask_below {
-        s.ask_below = f32::from(p.min(100)) / 100.0;
+        if !(0..=100).contains(&p) {
+            return Err(user_error(format!(
+                "`ask_below` is a percentage from 0 to 100, not {p}."
+            )));
+        }
+        s.ask_below = p as f32 / 100.0;
     }
     store.set_member_settings(member, &s).await?;
     let mother = match &s.motherlist {

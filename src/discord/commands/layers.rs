@@ -22,7 +22,9 @@ pub async fn layers(_: Context<'_>) -> Result<(), Error> {
 #[poise::command(slash_command)]
 async fn create(
     ctx: Context<'_>,
-    #[description = "The layer's name, e.g. Mood"] name: String,
+    #[description = "The layer's name, e.g. Mood"]
+    #[max_length = 100]
+    name: String,
     #[description = "A track goes to at most one of its sublists"] mutual: bool,
     #[description = "Every track goes to some sublist (no void)"] complete: bool,
 ) -> Result<(), Error> {
@@ -45,7 +47,9 @@ async fn add_sublist(
     #[description = "The layer"]
     #[autocomplete = "autocomplete_layer"]
     layer: String,
-    #[description = "The sublist's name, e.g. Calm"] name: String,
+    #[description = "The sublist's name, e.g. Calm"]
+    #[max_length = 100]
+    name: String,
     #[description = "One emoji that stands for it in prompts, e.g. 🌙"] emoji: String,
 ) -> Result<(), Error> {
     let member = member(ctx).await?;
@@ -73,7 +77,9 @@ async fn edit(
     #[description = "The sublist to change (leave empty to rename the layer)"]
     #[autocomplete = "autocomplete_sublist"]
     sublist: Option<String>,
-    #[description = "The new name"] new_name: Option<String>,
+    #[description = "The new name"]
+    #[max_length = 100]
+    new_name: Option<String>,
     #[description = "The sublist's new emoji"] emoji: Option<String>,
 ) -> Result<(), Error> {
     let member = member(ctx).await?;

@@ -36,11 +36,19 @@ pub async fn label(
     #[description = "How many tracks (1 to 10, default 5)"]
     #[min = 1]
     #[max = 10]
-    count: Option<u32>,
+    count: Option<i64>,
 ) -> Result<(), Error> {
     let member = member(ctx).await?;
+    let count = match count {
+        None => 5,
+        Some(n) if (1..=i64::from(MAX_LABEL_COUNT)).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(crate::discord::error::user_error(format!(
+                "I can ask about 1 to {MAX_LABEL_COUNT} tracks at a time, not {n}."
+            )));
+        }
+    };
     let layer = layer_id(ctx, member, layer).await?;
-    let count = count.unwrap_or(5).clamp(1, MAX_LABEL_COUNT);
     ctx.defer_ephemeral().await?;
     let data = ctx.data();
     let requests = data
