@@ -54,6 +54,18 @@ pub struct BotOptions {
     pub register_commands: bool,
 }
 
+impl BotOptions {
+    /// The options for the configured bot; commands are registered at start-up.
+    pub fn from_config(config: &crate::config::DiscordConfig) -> BotOptions {
+        BotOptions {
+            token: config.token.clone(),
+            api_base: config.api_base.clone(),
+            guild_id: config.guild_id,
+            register_commands: true,
+        }
+    }
+}
+
 /// The running bot.
 pub struct Bot {
     client: tokio::task::JoinHandle<()>,

@@ -1,5 +1,6 @@
-//! The integration tests, one binary with one module per area.
+//! The integration tests: one binary, one module per area.
 
+mod cli;
 mod discord;
 mod discord_commands;
 mod discord_fake;
