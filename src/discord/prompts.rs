@@ -266,7 +266,14 @@ pub(crate) async fn answer(
             if !on && !base.contains(*id) {
                 current.clone()
             } else {
-                Some(base.toggled(&layer, *id, *on))
+                let next = base.toggled(&layer, *id, *on);
+                // A mutual layer's void has its own emoji: taking back the one reaction that
+                // made the label leaves the track unanswered, not in the void.
+                if !on && layer.rules.mutual && next.is_void() {
+                    None
+                } else {
+                    Some(next)
+                }
             }
         }
         Answer::Void(true) => Some(Label::Void),

@@ -358,6 +358,24 @@ impl Harness {
         (id, p.channel_id.unwrap(), p.message_id.unwrap())
     }
 
+    /// The body of the `n`th edit (from 1) of a message, once it arrives.
+    async fn nth_edit(&self, channel: u64, message: u64, n: usize) -> Value {
+        let path = format!("/channels/{channel}/messages/{message}");
+        for _ in 0..500 {
+            let got: Vec<Recorded> = self
+                .fake
+                .requests()
+                .into_iter()
+                .filter(|r| r.method == "PATCH" && r.path == path)
+                .collect();
+            if got.len() >= n {
+                return got[n - 1].body.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("edit {n} of the prompt never came");
+    }
+
     async fn label(&self, layer: &Layer, n: u32) -> Option<Label> {
         self.store
             .label(layer.id, &track(n).id)
@@ -621,24 +639,7 @@ async fn reactions_label_a_track_and_removing_one_unlabels_in_a_non_mutual_layer
         .await;
     let (rock, jazz) = (layer.sublists[0].id, layer.sublists[1].id);
     let (_, channel, message) = h.post(&layer, 1).await;
-    let edits = |n: usize| {
-        let path = format!("/channels/{channel}/messages/{message}");
-        let fake = &h.fake;
-        async move {
-            for _ in 0..500 {
-                let got: Vec<Recorded> = fake
-                    .requests()
-                    .into_iter()
-                    .filter(|r| r.method == "PATCH" && r.path == path)
-                    .collect();
-                if got.len() >= n {
-                    return got[n - 1].body.clone();
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            panic!("edit {n} of the prompt never came");
-        }
-    };
+    let edits = |n: usize| h.nth_edit(channel, message, n);
 
     h.fake
         .dispatch(
@@ -1374,5 +1375,45 @@ async fn expiry_warnings_and_quota_pauses_reach_the_members_they_affect() {
         msg.body["allowed_mentions"]["users"],
         json!([BOB.to_string()])
     );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn in_a_mutual_layer_the_latest_reaction_wins() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let (calm, loud) = (layer.sublists[0].id, layer.sublists[1].id);
+    let (pid, channel, message) = h.post(&layer, 4).await;
+    let react = |t: &'static str, emoji: &'static str| {
+        h.fake.dispatch(t, reaction(ADA, channel, message, emoji))
+    };
+    react("MESSAGE_REACTION_ADD", "🌙").await;
+    h.nth_edit(channel, message, 1).await;
+    assert_eq!(h.label(&layer, 4).await, Some(Label::one(calm)));
+
+    react("MESSAGE_REACTION_ADD", "🔥").await;
+    let edit = h.nth_edit(channel, message, 2).await;
+    assert_eq!(edit["embeds"][0]["fields"][2]["value"], "🔥 Loud");
+    assert_eq!(h.label(&layer, 4).await, Some(Label::one(loud)));
+
+    // Taking back the older reaction changes nothing; taking back the current one leaves the
+    // track unanswered (the void has its own emoji).
+    react("MESSAGE_REACTION_REMOVE", "🌙").await;
+    h.nth_edit(channel, message, 3).await;
+    assert_eq!(h.label(&layer, 4).await, Some(Label::one(loud)));
+    react("MESSAGE_REACTION_REMOVE", "🔥").await;
+    let edit = h.nth_edit(channel, message, 4).await;
+    assert_eq!(edit["embeds"][0]["fields"][2]["value"], "not answered yet");
+    assert_eq!(h.label(&layer, 4).await, None);
+    assert_eq!(
+        h.store.prompt(pid).await.unwrap().unwrap().state,
+        PromptState::Open
+    );
+
+    react("MESSAGE_REACTION_ADD", "🕳️").await;
+    h.nth_edit(channel, message, 5).await;
+    assert_eq!(h.label(&layer, 4).await, Some(Label::Void));
     h.finish().await;
 }
