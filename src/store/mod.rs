@@ -4,6 +4,7 @@
 
 mod cipher;
 mod jobs;
+mod guilds;
 mod labels;
 mod layers;
 mod links;
@@ -15,11 +16,15 @@ mod tracks;
 
 pub use cipher::Cipher;
 pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
+mod prompts;
+
+pub use guilds::GuildSettings;
 pub use labels::LabelCount;
 pub use links::{LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
 pub use models::StoredModel;
 pub use sync::SyncState;
+pub use prompts::{Prompt, PromptId, PromptState};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -4,3 +4,6 @@ mod cli;
 mod jobs;
 mod openapi;
 mod spotify;
+mod discord;
+mod discord_commands;
+mod discord_fake;

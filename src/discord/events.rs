@@ -1,0 +1,225 @@
+//! The global event handler: reactions on prompts, and the buttons, menus and modals of the
+//! bot's messages. State comes from the database and the `custom_id`, never from memory, so all
+//! of it keeps working after a restart.
+
+use std::collections::BTreeSet;
+
+use poise::serenity_prelude as serenity;
+use serenity::{
+    ComponentInteraction, ComponentInteractionDataKind, CreateInteractionResponse,
+    CreateInteractionResponseMessage, FullEvent, Interaction, ModalInteraction, Reaction,
+};
+
+use super::custom_id::{CustomId, MENU_VOID, PromptAction};
+use super::error::{answer_private, describe};
+use super::prompts::{self, Answer};
+use super::render::{self, ReactionMeaning};
+use super::{Data, Error};
+use crate::domain::{MemberId, SublistId};
+
+type Fw<'a> = poise::FrameworkContext<'a, Data, Error>;
+
+pub(crate) async fn handle(fw: Fw<'_>, event: &FullEvent) -> Result<(), Error> {
+    match event {
+        FullEvent::ReactionAdd { add_reaction } => on_reaction(fw, add_reaction, true).await,
+        FullEvent::ReactionRemove { removed_reaction } => {
+            on_reaction(fw, removed_reaction, false).await
+        }
+        FullEvent::InteractionCreate { interaction } => match interaction {
+            Interaction::Component(c) => {
+                let result = on_component(fw, c).await;
+                reply_failure(fw, c.id, &c.token, result, "component").await
+            }
+            Interaction::Modal(m) => {
+                let result = on_modal(fw, m).await;
+                reply_failure(fw, m.id, &m.token, result, "modal").await
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Turns a failed component or modal into a private answer with the true reason.
+async fn reply_failure(
+    fw: Fw<'_>,
+    id: serenity::InteractionId,
+    token: &str,
+    result: Result<(), Error>,
+    during: &str,
+) -> Result<(), Error> {
+    if let Err(err) = result {
+        let text = describe(&err, during);
+        answer_private(&fw.serenity_context.http, id, token, &text).await?;
+    }
+    Ok(())
+}
+
+async fn on_reaction(fw: Fw<'_>, r: &Reaction, added: bool) -> Result<(), Error> {
+    let Some(user) = r.user_id else {
+        return Ok(());
+    };
+    if user == fw.bot_id() {
+        return Ok(());
+    }
+    let data = fw.user_data;
+    let Some(prompt) = data.store.prompt_by_message(r.message_id.get()).await? else {
+        return Ok(());
+    };
+    let http = &fw.serenity_context.http;
+    if prompt.member.0 != user.get() {
+        if added {
+            // Not theirs to answer; their reaction would read as an answer to everyone else.
+            if let Err(e) = r.delete(http).await {
+                tracing::debug!(error = %e, "could not remove someone else's reaction");
+            }
+        }
+        return Ok(());
+    }
+    let Some(layer) = data.store.layer(prompt.layer).await? else {
+        return Ok(());
+    };
+    let answer = match render::reaction_meaning(&layer, &r.emoji) {
+        Some(ReactionMeaning::Sublist(id)) => Answer::Toggle(id, added),
+        Some(ReactionMeaning::Void) => Answer::Void(added),
+        None => return Ok(()),
+    };
+    let answered = prompts::answer(&data.store, prompt, answer).await?;
+    answered.edit_message(http).await?;
+    Ok(())
+}
+
+fn not_for_you() -> CreateInteractionResponse {
+    CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .ephemeral(true)
+            .content("This one is not for you: only the member it asks can answer it."),
+    )
+}
+
+async fn on_component(fw: Fw<'_>, c: &ComponentInteraction) -> Result<(), Error> {
+    let http = &fw.serenity_context.http;
+    let data = fw.user_data;
+    let clicker = MemberId(c.user.id.get());
+    let Some(id) = CustomId::parse(&c.data.custom_id) else {
+        answer_private(
+            http,
+            c.id,
+            &c.token,
+            "This button belongs to an older version of the bot. Use `/label` for a fresh one.",
+        )
+        .await?;
+        return Ok(());
+    };
+    match id {
+        CustomId::Prompt { prompt, action } => {
+            let Some(p) = data.store.prompt(prompt).await? else {
+                answer_private(http, c.id, &c.token, "This question was withdrawn.").await?;
+                return Ok(());
+            };
+            if p.member != clicker {
+                c.create_response(http, not_for_you()).await?;
+                return Ok(());
+            }
+            let answer = match action {
+                PromptAction::Sublist(s) => Answer::Toggle(s, true),
+                PromptAction::Void => Answer::Void(true),
+                PromptAction::Skip => Answer::Skip,
+                PromptAction::Menu => match &c.data.kind {
+                    ComponentInteractionDataKind::StringSelect { values } => menu_answer(values)?,
+                    _ => return Err(super::error::user_error("That menu answer was empty.")),
+                },
+            };
+            let answered = prompts::answer(&data.store, p, answer).await?;
+            let update = CreateInteractionResponseMessage::new()
+                .embed(answered.embed())
+                .components(answered.components());
+            c.create_response(http, CreateInteractionResponse::UpdateMessage(update))
+                .await?;
+        }
+        CustomId::LinkPaste => {
+            let input = serenity::CreateInputText::new(
+                serenity::InputTextStyle::Paragraph,
+                "The address your browser ended on",
+                "url",
+            )
+            .placeholder("http://127.0.0.1:8888/callback?code=…&state=…")
+            .min_length(10)
+            .max_length(4000);
+            let modal =
+                serenity::CreateModal::new(CustomId::LinkModal.encode(), "Finish linking Spotify")
+                    .components(vec![serenity::CreateActionRow::InputText(input)]);
+            c.create_response(http, CreateInteractionResponse::Modal(modal))
+                .await?;
+        }
+        CustomId::LinkModal => {
+            answer_private(http, c.id, &c.token, "Use the button to open the form.").await?;
+        }
+        CustomId::Forget { member, confirm } => {
+            if member != clicker {
+                c.create_response(http, not_for_you()).await?;
+                return Ok(());
+            }
+            let text = if confirm {
+                data.backend.forget_member(member).await?;
+                "Done: your tokens, labels, models, queued jobs and prompts are deleted. \
+                 The playlists on Spotify stay, but sublist no longer maintains them."
+            } else {
+                "Nothing was deleted."
+            };
+            let update = CreateInteractionResponseMessage::new()
+                .content(text)
+                .components(Vec::new());
+            c.create_response(http, CreateInteractionResponse::UpdateMessage(update))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The label a select menu's values name; values are sublist ids (or the void's value).
+fn menu_answer(values: &[String]) -> Result<Answer, Error> {
+    if values.iter().any(|v| v == MENU_VOID) {
+        return Ok(Answer::Void(true));
+    }
+    let mut set = BTreeSet::new();
+    for v in values {
+        let id: i64 = v.parse().map_err(|_| {
+            super::error::user_error("That menu answer was not one of the sublists.")
+        })?;
+        set.insert(SublistId(id));
+    }
+    Ok(Answer::Set(set))
+}
+
+async fn on_modal(fw: Fw<'_>, m: &ModalInteraction) -> Result<(), Error> {
+    let http = &fw.serenity_context.http;
+    if CustomId::parse(&m.data.custom_id) != Some(CustomId::LinkModal) {
+        return Ok(());
+    }
+    let pasted = m
+        .data
+        .components
+        .iter()
+        .flat_map(|row| row.components.iter())
+        .find_map(|c| match c {
+            serenity::ActionRowComponent::InputText(t) => t.value.clone(),
+            _ => None,
+        })
+        .unwrap_or_default();
+    // Spotify's token exchange can take a moment: answer within 3 s, then edit.
+    m.defer_ephemeral(http).await?;
+    let member = MemberId(m.user.id.get());
+    let text = match fw
+        .user_data
+        .backend
+        .complete_link(member, pasted.trim())
+        .await
+    {
+        Ok(linked) => super::commands::linked_text(&linked),
+        Err(e) => describe(&e.into(), "link"),
+    };
+    m.edit_response(http, serenity::EditInteractionResponse::new().content(text))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The bot's voice outside commands: new prompts, refresh announcements, link expiry warnings
+//! and quota pauses. `app` holds a [`Notifier`] and calls it when those things happen.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poise::serenity_prelude as serenity;
+use serenity::{CreateMessage, Http};
+
+use super::Error;
+use super::backend::{PromptRequest, RefreshSummary};
+use super::custom_id::PromptId;
+use super::prompts::{self, Purpose};
+use super::render;
+use crate::domain::MemberId;
+use crate::store::Store;
+
+/// When this many prompts or more arrive at once, the ones past the first few become a digest.
+pub const DIGEST_AFTER: usize = 3;
+
+/// What [`Notifier::post_prompts`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PostOutcome {
+    /// Prompts posted, in order.
+    pub posted: Vec<PromptId>,
+    /// Tracks not posted because the member already has enough open prompts, or because they
+    /// were summed up in a digest.
+    pub held_back: usize,
+    /// Tracks already asked about in that layer.
+    pub already_asked: usize,
+}
+
+/// Posts prompts and announcements for members.
+#[derive(Clone)]
+pub struct Notifier {
+    http: Arc<Http>,
+    store: Store,
+}
+
+impl Notifier {
+    pub(crate) fn new(http: Arc<Http>, store: Store) -> Notifier {
+        Notifier { http, store }
+    }
+
+    /// Posts prompts for newly liked tracks, within the member's budget of open prompts; when
+    /// many arrive at once, posts the first [`DIGEST_AFTER`] and one digest for the rest.
+    pub async fn post_prompts(
+        &self,
+        member: MemberId,
+        requests: Vec<PromptRequest>,
+    ) -> Result<PostOutcome, Error> {
+        let settings = prompts::member_settings(&self.store, member).await?;
+        let open = self.store.open_prompt_count(member).await? as usize;
+        let room = (settings.prompt_budget as usize).saturating_sub(open);
+        let limit = if requests.len() > DIGEST_AFTER {
+            room.min(DIGEST_AFTER)
+        } else {
+            room
+        };
+        self.post_at_most(member, requests, limit, true).await
+    }
+
+    /// Posts up to `limit` prompts the member asked for (`/label`), with no digest.
+    pub(crate) async fn post_requested(
+        &self,
+        member: MemberId,
+        requests: Vec<PromptRequest>,
+        limit: usize,
+    ) -> Result<PostOutcome, Error> {
+        self.post_at_most(member, requests, limit, false).await
+    }
+
+    async fn post_at_most(
+        &self,
+        member: MemberId,
+        requests: Vec<PromptRequest>,
+        limit: usize,
+        digest: bool,
+    ) -> Result<PostOutcome, Error> {
+        let mut out = PostOutcome::default();
+        for req in requests.into_iter().filter(|r| r.member == member) {
+            if out.posted.len() >= limit {
+                out.held_back += 1;
+                continue;
+            }
+            match prompts::post(&self.http, &self.store, &req).await? {
+                Some(id) => out.posted.push(id),
+                None => out.already_asked += 1,
+            }
+        }
+        if digest && out.held_back > 0 {
+            let text = render::digest(member, out.posted.len(), out.held_back);
+            prompts::send_to_member(
+                &self.http,
+                &self.store,
+                member,
+                Purpose::Prompt,
+                CreateMessage::new().content(text),
+            )
+            .await?;
+        }
+        Ok(out)
+    }
+
+    /// Announces a refresh of the member's sublists (in the server's announcement channel, or
+    /// by DM when none is set).
+    pub async fn announce_refresh(
+        &self,
+        member: MemberId,
+        summary: &RefreshSummary,
+    ) -> Result<(), Error> {
+        let text = render::refresh_announcement(member, summary);
+        self.announce(member, text).await
+    }
+
+    /// Warns a member that their Spotify link dies soon.
+    pub async fn warn_link_expiry(
+        &self,
+        member: MemberId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let text = format!(
+            "<@{}>, your Spotify link expires <t:{}:R>. Use `/link` before then to keep your \
+             sublists up to date.",
+            member.0,
+            expires_at.timestamp()
+        );
+        self.announce(member, text).await
+    }
+
+    /// Tells members that Spotify paused the app they use until `until`.
+    pub async fn announce_quota_pause(
+        &self,
+        members: &[MemberId],
+        until: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        for member in members {
+            let text = format!(
+                "<@{}>, Spotify's daily quota for this bot is used up: syncing and sorting pause \
+                 until <t:{}:f> and resume by themselves. Your labels are kept.",
+                member.0,
+                until.timestamp()
+            );
+            self.announce(*member, text).await?;
+        }
+        Ok(())
+    }
+
+    async fn announce(&self, member: MemberId, text: String) -> Result<(), Error> {
+        prompts::send_to_member(
+            &self.http,
+            &self.store,
+            member,
+            Purpose::Announcement,
+            CreateMessage::new().content(render::truncate(&text, render::MESSAGE_MAX)),
+        )
+        .await?;
+        Ok(())
+    }
+}

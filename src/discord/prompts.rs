@@ -1,0 +1,310 @@
+//! Label prompts: posting them where the member wants them, and applying an answer (reaction,
+//! button or menu) to the store. Everything is read from the database, so prompts keep working
+//! after a restart.
+
+use std::collections::BTreeSet;
+
+use poise::serenity_prelude as serenity;
+use serenity::{
+    ChannelId, CreateAllowedMentions, CreateMessage, EditMessage, Http, MessageId, UserId,
+};
+
+use super::Error;
+use super::backend::{Guess, PromptRequest};
+use super::error::user_error;
+use super::render::{self, PromptShown, PromptView};
+use crate::domain::{Label, LabelSource, Layer, MemberId, SublistId, Track};
+use crate::store::{MemberSettings, Prompt, PromptId, PromptState, Store};
+
+/// The member's settings, recording the member first if they are new.
+pub(crate) async fn member_settings(
+    store: &Store,
+    member: MemberId,
+) -> Result<MemberSettings, Error> {
+    if let Some(s) = store.member_settings(member).await? {
+        return Ok(s);
+    }
+    store.ensure_member(member).await?;
+    store
+        .member_settings(member)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("member {member} vanished while being recorded"))
+}
+
+/// Where a message for a member goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Prompt,
+    Announcement,
+}
+
+/// The channel a member's prompts or announcements go to: the server channel set with
+/// `/setup` (prompts only when the member chose "channel"), else a DM.
+pub(crate) async fn destination(
+    http: &Http,
+    store: &Store,
+    member: MemberId,
+    purpose: Purpose,
+) -> Result<(ChannelId, bool), Error> {
+    let settings = member_settings(store, member).await?;
+    let guild = match settings.guild_id {
+        Some(g) => Some(store.guild_settings(g).await?),
+        None => None,
+    };
+    let channel = match purpose {
+        Purpose::Prompt if settings.prompts_in_dm => None,
+        Purpose::Prompt => guild
+            .as_ref()
+            .and_then(|g| g.prompt_channel.or(g.announce_channel)),
+        Purpose::Announcement => guild.as_ref().and_then(|g| g.announce_channel),
+    };
+    match channel {
+        Some(c) => Ok((ChannelId::new(c), false)),
+        None => {
+            let dm = UserId::new(member.0).create_dm_channel(http).await?;
+            Ok((dm.id, true))
+        }
+    }
+}
+
+/// Sends `content` (and builders) to the member's place for `purpose`, mentioning them in a
+/// server channel.
+pub(crate) async fn send_to_member(
+    http: &Http,
+    store: &Store,
+    member: MemberId,
+    purpose: Purpose,
+    message: CreateMessage,
+) -> Result<serenity::Message, Error> {
+    let (channel, _) = destination(http, store, member, purpose).await?;
+    let message =
+        message.allowed_mentions(CreateAllowedMentions::new().users([UserId::new(member.0)]));
+    Ok(channel.send_message(http, message).await?)
+}
+
+/// The layer a prompt belongs to, checked against its member.
+async fn layer_of(
+    store: &Store,
+    member: MemberId,
+    layer: crate::domain::LayerId,
+) -> Result<Layer, Error> {
+    match store.layer(layer).await? {
+        Some(l) if l.member == member => Ok(l),
+        _ => Err(user_error("That layer no longer exists.")),
+    }
+}
+
+fn guess_of(p: &Prompt) -> Option<Guess> {
+    p.guess
+        .clone()
+        .map(|(label, confidence)| Guess { label, confidence })
+}
+
+/// Posts one prompt. `None` when the track was already asked about in that layer.
+pub(crate) async fn post(
+    http: &Http,
+    store: &Store,
+    req: &PromptRequest,
+) -> Result<Option<PromptId>, Error> {
+    let layer = layer_of(store, req.member, req.layer).await?;
+    if layer.sublists.is_empty() {
+        return Err(user_error(format!(
+            "The layer “{}” has no sublists yet: add one with `/layers add-sublist`.",
+            layer.name
+        )));
+    }
+    let guess = req.guess.as_ref().map(|g| (g.label.clone(), g.confidence));
+    let Some(id) = store
+        .create_prompt(req.member, req.layer, &req.track.id, guess)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let view = PromptView {
+        id,
+        member: req.member,
+        layer: &layer,
+        track: &req.track,
+        guess: req.guess.as_ref(),
+        current: None,
+        shown: PromptShown::Open,
+    };
+    let (channel, is_dm) = match destination(http, store, req.member, Purpose::Prompt).await {
+        Ok(d) => d,
+        Err(e) => {
+            store.delete_prompt(id).await?;
+            return Err(e);
+        }
+    };
+    let mut message = CreateMessage::new()
+        .embed(render::prompt_embed(&view))
+        .components(render::prompt_components(&view))
+        .allowed_mentions(CreateAllowedMentions::new().users([UserId::new(req.member.0)]));
+    if !is_dm {
+        message = message.content(format!("<@{}>, where does this one go?", req.member.0));
+    }
+    let sent = match channel.send_message(http, message).await {
+        Ok(m) => m,
+        Err(e) => {
+            store.delete_prompt(id).await?;
+            return Err(e.into());
+        }
+    };
+    store
+        .set_prompt_posted(id, channel.get(), sent.id.get())
+        .await?;
+    for reaction in render::prompt_reactions(&layer) {
+        if let Err(e) = http.create_reaction(channel, sent.id, &reaction).await {
+            // The buttons still work; a missing reaction is not worth failing the prompt.
+            tracing::warn!(prompt = id.0, error = %e, "could not add a reaction");
+        }
+    }
+    Ok(Some(id))
+}
+
+/// What a member did on a prompt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// A sublist's reaction added (true) or removed, or its button pressed (true).
+    Toggle(SublistId, bool),
+    /// The void's reaction added (true) or removed, or its button pressed (true).
+    Void(bool),
+    /// The select menu's values.
+    Set(BTreeSet<SublistId>),
+    Skip,
+}
+
+/// A prompt after an answer, ready to render.
+pub(crate) struct Answered {
+    pub prompt: Prompt,
+    pub layer: Layer,
+    pub track: Track,
+    pub label: Option<Label>,
+}
+
+impl Answered {
+    pub fn view(&self) -> PromptView<'_> {
+        PromptView {
+            id: self.prompt.id,
+            member: self.prompt.member,
+            layer: &self.layer,
+            track: &self.track,
+            guess: None,
+            current: self.label.as_ref(),
+            shown: match self.prompt.state {
+                PromptState::Answered => PromptShown::Answered,
+                PromptState::Skipped => PromptShown::Skipped,
+                _ => PromptShown::Open,
+            },
+        }
+    }
+
+    pub fn embed(&self) -> serenity::CreateEmbed {
+        let guess = guess_of(&self.prompt);
+        let mut view = self.view();
+        view.guess = guess.as_ref();
+        render::prompt_embed(&view)
+    }
+
+    pub fn components(&self) -> Vec<serenity::CreateActionRow> {
+        render::prompt_components(&self.view())
+    }
+
+    /// Re-renders the prompt's message in place.
+    pub async fn edit_message(&self, http: &Http) -> Result<(), Error> {
+        let (Some(channel), Some(message)) = (self.prompt.channel_id, self.prompt.message_id)
+        else {
+            return Ok(());
+        };
+        ChannelId::new(channel)
+            .edit_message(
+                http,
+                MessageId::new(message),
+                EditMessage::new()
+                    .embed(self.embed())
+                    .components(self.components()),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Applies a member's answer to a prompt and returns the prompt as it now stands.
+pub(crate) async fn answer(
+    store: &Store,
+    prompt: Prompt,
+    answer: Answer,
+) -> Result<Answered, Error> {
+    let layer = layer_of(store, prompt.member, prompt.layer).await?;
+    let track = store
+        .track(&prompt.track)
+        .await?
+        .unwrap_or_else(|| Track::bare(prompt.track.clone(), prompt.track.to_string()));
+    // Only the member's own label is a starting point; a model's guess is not theirs.
+    let current = match store.label(layer.id, &prompt.track).await? {
+        Some(l) if l.source == LabelSource::Member => Some(l.label),
+        _ => None,
+    };
+    let next: Option<Label> = match &answer {
+        Answer::Skip => {
+            store
+                .set_prompt_state(prompt.id, PromptState::Skipped)
+                .await?;
+            let prompt = store.prompt(prompt.id).await?.unwrap_or(prompt);
+            return Ok(Answered {
+                prompt,
+                layer,
+                track,
+                label: current,
+            });
+        }
+        Answer::Toggle(id, on) => {
+            if layer.sublist(*id).is_none() {
+                return Err(user_error("That sublist no longer exists."));
+            }
+            let base = current.clone().unwrap_or(Label::Void);
+            if !on && !base.contains(*id) {
+                current.clone()
+            } else {
+                let next = base.toggled(&layer, *id, *on);
+                // A mutual layer's void has its own emoji: taking back the one reaction that
+                // made the label leaves the track unanswered, not in the void.
+                if !on && layer.rules.mutual && next.is_void() {
+                    None
+                } else {
+                    Some(next)
+                }
+            }
+        }
+        Answer::Void(true) => Some(Label::Void),
+        Answer::Void(false) => match &current {
+            Some(Label::Void) => None,
+            other => other.clone(),
+        },
+        Answer::Set(set) => Some(Label::from_set(set.clone())),
+    };
+    // A complete layer has no void: an emptied answer means "not answered".
+    let next = next.filter(|l| !(l.is_void() && layer.rules.complete));
+    match &next {
+        Some(label) => {
+            label.validate(&layer)?;
+            store
+                .set_label(&layer, &prompt.track, label, LabelSource::Member, None)
+                .await?;
+            store
+                .set_prompt_state(prompt.id, PromptState::Answered)
+                .await?;
+        }
+        None => {
+            store.clear_label(layer.id, &prompt.track).await?;
+            store.set_prompt_state(prompt.id, PromptState::Open).await?;
+        }
+    }
+    let prompt = store.prompt(prompt.id).await?.unwrap_or(prompt);
+    Ok(Answered {
+        prompt,
+        layer,
+        track,
+        label: next,
+    })
+}

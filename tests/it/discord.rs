@@ -1,0 +1,1419 @@
+//! The Discord bot end to end: a real poise framework and serenity client against the local
+//! fake Discord (`discord_fake`), with a real store on a fresh SQLite file and a small
+//! in-test backend standing in for Spotify, learning and the job queue. Every request the bot
+//! sends is checked against Discord's own OpenAPI description.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use sublist::discord::{
+    self, Backend, BackendError, BotOptions, Guess, Imported, JobId, LayerRefresh, LinkStart,
+    LinkState, Linked, MemberStatus, PlaylistSummary, PromptRequest, RefreshSummary, TrainResult,
+    TrainTicket, TrainUpdate,
+};
+use sublist::domain::{
+    Label, LabelSource, Layer, LayerId, LayerRules, MemberId, SublistId, Track, TrackId,
+};
+use sublist::store::{PromptState, Store};
+
+use crate::discord_fake::{
+    APP_ID, BOT_ID, CHANNEL_ID, DM_OFFSET, FakeDiscord, Recorded, component, reaction, slash, sub,
+    with_permissions,
+};
+use crate::openapi::Spec;
+
+const ADA: u64 = 600_000_000_000_000_001;
+const BOB: u64 = 600_000_000_000_000_002;
+const ANNOUNCE: u64 = 720_000_000_000_000_009;
+
+fn spec() -> &'static Spec {
+    static SPEC: OnceLock<Spec> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        Spec::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/spec/discord-openapi.json"
+        ))
+        .expect("Discord's OpenAPI file loads")
+    })
+}
+
+fn track(n: u32) -> Track {
+    let id = format!("{n:0>22}");
+    let mut t = Track::bare(TrackId::parse(&id).unwrap(), format!("Song {n}"));
+    t.artists = vec![(None, "Ada Band".into())];
+    t.album_name = Some("First Album".into());
+    t.image_url = Some("https://i.scdn.co/image/cover".into());
+    t
+}
+
+/// Stands in for `app`: answers plausibly, from the store where it can.
+struct TestBackend {
+    store: Store,
+    tracks: Vec<Track>,
+    link: Mutex<Option<oneshot::Sender<Result<Linked, BackendError>>>>,
+}
+
+#[sublist::discord::async_trait]
+impl Backend for TestBackend {
+    async fn begin_link(&self, _member: MemberId) -> Result<LinkStart, BackendError> {
+        let (tx, rx) = oneshot::channel();
+        *self.link.lock().unwrap() = Some(tx);
+        Ok(LinkStart {
+            consent_url: "https://accounts.spotify.com/authorize?client_id=abc&state=s1".into(),
+            completed: rx,
+        })
+    }
+
+    async fn complete_link(&self, _member: MemberId, url: &str) -> Result<Linked, BackendError> {
+        if !url.contains("code=") {
+            return Err(BackendError::refused(
+                "That address has no `code`: paste the whole address your browser ended on.",
+            ));
+        }
+        let linked = Linked {
+            display_name: "Ada".into(),
+            liked_songs: 1240,
+        };
+        if let Some(tx) = self.link.lock().unwrap().take() {
+            let _ = tx.send(Ok(linked.clone()));
+        }
+        Ok(linked)
+    }
+
+    async fn unlink(&self, _member: MemberId) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn forget_member(&self, member: MemberId) -> Result<(), BackendError> {
+        self.store
+            .delete_member(member)
+            .await
+            .map_err(|e| BackendError::Internal(e.into()))?;
+        Ok(())
+    }
+
+    async fn playlists(&self, _member: MemberId) -> Result<Vec<PlaylistSummary>, BackendError> {
+        Ok(vec![PlaylistSummary {
+            id: "37i9dQZF1DXcBWIGoYBM5M".into(),
+            name: "Night drive".into(),
+            tracks: 2,
+        }])
+    }
+
+    async fn import_playlist(
+        &self,
+        _member: MemberId,
+        layer: LayerId,
+        _playlist_id: &str,
+        name: &str,
+        emoji: &str,
+    ) -> Result<Imported, BackendError> {
+        let internal = |e: sublist::store::StoreError| BackendError::Internal(e.into());
+        let s = self
+            .store
+            .add_sublist(layer, name, emoji)
+            .await
+            .map_err(internal)?;
+        Ok(Imported {
+            sublist: s.id,
+            labelled: 2,
+        })
+    }
+
+    async fn pick_prompts(
+        &self,
+        member: MemberId,
+        layer: Option<LayerId>,
+        count: u32,
+    ) -> Result<Vec<PromptRequest>, BackendError> {
+        let internal = |e: sublist::store::StoreError| BackendError::Internal(e.into());
+        let mut out = Vec::new();
+        for l in self.store.layers(member).await.map_err(internal)? {
+            if layer.is_some_and(|id| id != l.id) || l.sublists.is_empty() {
+                continue;
+            }
+            for t in &self.tracks {
+                if self
+                    .store
+                    .label(l.id, &t.id)
+                    .await
+                    .map_err(internal)?
+                    .is_none()
+                {
+                    out.push(PromptRequest {
+                        member,
+                        layer: l.id,
+                        track: t.clone(),
+                        guess: Some(Guess {
+                            label: Label::one(l.sublists[0].id),
+                            confidence: 0.55,
+                        }),
+                    });
+                }
+            }
+        }
+        out.truncate(count as usize);
+        Ok(out)
+    }
+
+    async fn queue_training(
+        &self,
+        _member: MemberId,
+        _layer: Option<LayerId>,
+    ) -> Result<TrainTicket, BackendError> {
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let _ = tx
+                .send(TrainUpdate::Running {
+                    epoch: 10,
+                    epochs: 50,
+                })
+                .await;
+            let _ = tx
+                .send(TrainUpdate::Done(TrainResult {
+                    accuracy: 0.84,
+                    previous_accuracy: None,
+                    summary: "3 tracks would now go elsewhere.".into(),
+                }))
+                .await;
+        });
+        Ok(TrainTicket {
+            job: JobId(17),
+            position: 2,
+            progress: rx,
+        })
+    }
+
+    async fn cancel_training(&self, _member: MemberId) -> Result<u32, BackendError> {
+        Ok(1)
+    }
+
+    async fn refresh(&self, member: MemberId) -> Result<RefreshSummary, BackendError> {
+        let layers = self
+            .store
+            .layers(member)
+            .await
+            .map_err(|e| BackendError::Internal(e.into()))?;
+        Ok(RefreshSummary {
+            new_tracks: 3,
+            layers: layers
+                .iter()
+                .map(|l| LayerRefresh {
+                    layer: l.id,
+                    layer_name: l.name.clone(),
+                    added: l
+                        .sublists
+                        .iter()
+                        .take(1)
+                        .map(|s| (s.name.clone(), 2))
+                        .collect(),
+                    to_void: 0,
+                    waiting: 1,
+                })
+                .collect(),
+        })
+    }
+
+    async fn status(&self, _member: MemberId) -> Result<MemberStatus, BackendError> {
+        Ok(MemberStatus {
+            link: LinkState::NotLinked,
+            last_sync: None,
+            liked_songs: 0,
+            jobs: Vec::new(),
+            quota_paused_until: None,
+        })
+    }
+}
+
+struct Harness {
+    fake: FakeDiscord,
+    store: Store,
+    backend: Arc<TestBackend>,
+    bot: Option<discord::Bot>,
+    next_id: AtomicU64,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_at(&dir.path().join("bot.db"), &[9; 32])
+            .await
+            .unwrap();
+        let tracks: Vec<Track> = (1..=6).map(track).collect();
+        store.upsert_tracks(&tracks).await.unwrap();
+        let backend = Arc::new(TestBackend {
+            store: store.clone(),
+            tracks,
+            link: Mutex::new(None),
+        });
+        let mut h = Harness {
+            fake: FakeDiscord::start().await,
+            store,
+            backend,
+            bot: None,
+            next_id: AtomicU64::new(950_000_000_000_000_001),
+            _dir: dir,
+        };
+        h.start_bot().await;
+        h
+    }
+
+    async fn start_bot(&mut self) {
+        let before = self.fake.sessions_started();
+        let options = BotOptions {
+            token: SecretString::from("fake-token"),
+            api_base: Some(url::Url::parse(&self.fake.rest_url).unwrap()),
+            guild_id: None,
+            register_commands: true,
+        };
+        let bot = discord::start(options, self.store.clone(), self.backend.clone())
+            .await
+            .expect("the bot starts");
+        self.bot = Some(bot);
+        self.fake.wait_sessions(before + 1).await;
+        self.fake
+            .wait_for("the commands registered", |r| {
+                r.method == "PUT" && r.path == format!("/applications/{APP_ID}/commands")
+            })
+            .await;
+    }
+
+    /// Stops the bot (its in-memory state goes with it) and starts a new one on the same
+    /// database.
+    async fn restart(&mut self) {
+        if let Some(bot) = self.bot.take() {
+            bot.shutdown().await;
+        }
+        self.start_bot().await;
+    }
+
+    fn notifier(&self) -> discord::Notifier {
+        self.bot.as_ref().unwrap().notifier()
+    }
+
+    fn id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Runs a slash command and returns the interaction id and the callback's body.
+    async fn command(&self, user: u64, name: &str, options: Value) -> (u64, Value) {
+        let id = self.id();
+        self.fake
+            .dispatch("INTERACTION_CREATE", slash(id, user, name, options))
+            .await;
+        (id, self.fake.callback(id).await)
+    }
+
+    /// Runs a slash command that answers privately at once and returns its text.
+    async fn reply(&self, user: u64, name: &str, options: Value) -> String {
+        let (_, cb) = self.command(user, name, options).await;
+        assert_eq!(cb["type"], 4, "an immediate message: {cb}");
+        assert_eq!(cb["data"]["flags"], 64, "private: {cb}");
+        cb["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn layer(
+        &self,
+        name: &str,
+        mutual: bool,
+        complete: bool,
+        subs: &[(&str, &str)],
+    ) -> Layer {
+        let l = self
+            .store
+            .create_layer(MemberId(ADA), name, LayerRules { mutual, complete })
+            .await
+            .unwrap();
+        for (n, e) in subs {
+            self.store.add_sublist(l.id, n, e).await.unwrap();
+        }
+        self.store.layer(l.id).await.unwrap().unwrap()
+    }
+
+    /// Posts one prompt for `track` in `layer`; returns (prompt id, channel, message).
+    async fn post(&self, layer: &Layer, n: u32) -> (sublist::store::PromptId, u64, u64) {
+        let req = PromptRequest {
+            member: MemberId(ADA),
+            layer: layer.id,
+            track: track(n),
+            guess: None,
+        };
+        let out = self
+            .notifier()
+            .post_prompts(MemberId(ADA), vec![req])
+            .await
+            .unwrap();
+        let id = out.posted[0];
+        let p = self.store.prompt(id).await.unwrap().unwrap();
+        (id, p.channel_id.unwrap(), p.message_id.unwrap())
+    }
+
+    /// The body of the `n`th edit (from 1) of a message, once it arrives.
+    async fn nth_edit(&self, channel: u64, message: u64, n: usize) -> Value {
+        let path = format!("/channels/{channel}/messages/{message}");
+        for _ in 0..500 {
+            let got: Vec<Recorded> = self
+                .fake
+                .requests()
+                .into_iter()
+                .filter(|r| r.method == "PATCH" && r.path == path)
+                .collect();
+            if got.len() >= n {
+                return got[n - 1].body.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("edit {n} of the prompt never came");
+    }
+
+    async fn label(&self, layer: &Layer, n: u32) -> Option<Label> {
+        self.store
+            .label(layer.id, &track(n).id)
+            .await
+            .unwrap()
+            .map(|l| {
+                assert_eq!(l.source, LabelSource::Member);
+                l.label
+            })
+    }
+
+    /// Checks every request the bot sent against Discord's OpenAPI description, then stops it.
+    async fn finish(mut self) {
+        validate_all(&self.fake.requests());
+        if let Some(bot) = self.bot.take() {
+            bot.shutdown().await;
+        }
+    }
+}
+
+fn validate_all(requests: &[Recorded]) {
+    let mut checked = 0;
+    for r in requests {
+        if r.body.is_null() {
+            continue;
+        }
+        if let Err(e) = spec().validate_request(&r.method, &r.path, &r.body) {
+            panic!(
+                "{} {} sent a body Discord would refuse:\n{e}\n{}",
+                r.method, r.path, r.body
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no request bodies were checked");
+}
+
+fn opt(name: &str, kind: u8, value: Value) -> Value {
+    json!({"name": name, "type": kind, "value": value})
+}
+
+fn custom_ids(components: &Value) -> Vec<String> {
+    components
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row["components"].as_array().unwrap().iter())
+        .map(|c| c["custom_id"].as_str().unwrap_or("<link>").to_string())
+        .collect()
+}
+
+fn set(ids: &[SublistId]) -> Label {
+    Label::from_set(ids.iter().copied().collect::<BTreeSet<_>>())
+}
+
+#[tokio::test]
+async fn layers_create_add_sublist_and_list() {
+    let h = Harness::new().await;
+    let text = h
+        .reply(
+            ADA,
+            "layers",
+            sub(
+                "create",
+                json!([
+                    opt("name", 3, json!("Mood")),
+                    opt("mutual", 5, json!(true)),
+                    opt("complete", 5, json!(false))
+                ]),
+            ),
+        )
+        .await;
+    assert!(
+        text.starts_with("Layer “Mood” created (mutual, incomplete"),
+        "{text}"
+    );
+    for (name, emoji) in [("Calm", "🌙"), ("Loud", "🔥")] {
+        let text = h
+            .reply(
+                ADA,
+                "layers",
+                sub(
+                    "add-sublist",
+                    json!([
+                        opt("layer", 3, json!("mood")),
+                        opt("name", 3, json!(name)),
+                        opt("emoji", 3, json!(emoji))
+                    ]),
+                ),
+            )
+            .await;
+        assert!(
+            text.starts_with(&format!("{emoji} “{name}” added to “Mood”")),
+            "{text}"
+        );
+    }
+    let layers = h.store.layers(MemberId(ADA)).await.unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0].sublists.len(), 2);
+    h.store
+        .set_label(
+            &layers[0],
+            &track(1).id,
+            &Label::one(layers[0].sublists[1].id),
+            LabelSource::Member,
+            None,
+        )
+        .await
+        .unwrap();
+
+    let text = h.reply(ADA, "layers", sub("list", json!([]))).await;
+    assert!(text.contains("**Mood** (mutual, incomplete"), "{text}");
+    assert!(text.contains("no model yet"), "{text}");
+    assert!(text.contains("- 🌙 Calm: 0 labels"), "{text}");
+    assert!(text.contains("- 🔥 Loud: 1 label\n"), "{text}");
+    assert!(text.contains("the void: 0 labels"), "{text}");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_new_track_is_posted_with_its_reactions_and_buttons() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let (calm, loud) = (layer.sublists[0].id, layer.sublists[1].id);
+    let req = PromptRequest {
+        member: MemberId(ADA),
+        layer: layer.id,
+        track: track(1),
+        guess: Some(Guess {
+            label: Label::one(loud),
+            confidence: 0.62,
+        }),
+    };
+    let out = h
+        .notifier()
+        .post_prompts(MemberId(ADA), vec![req])
+        .await
+        .unwrap();
+    assert_eq!(out.posted.len(), 1);
+    let pid = out.posted[0].0;
+
+    let dm = ADA + DM_OFFSET;
+    h.fake
+        .wait_for("opening a DM", |r| {
+            r.method == "POST" && r.path == "/users/@me/channels"
+        })
+        .await;
+    let msg = h
+        .fake
+        .wait_for("the prompt", |r| {
+            r.method == "POST" && r.path == format!("/channels/{dm}/messages")
+        })
+        .await
+        .body;
+    let embed = &msg["embeds"][0];
+    assert_eq!(embed["title"], "Song 1");
+    assert_eq!(
+        embed["url"],
+        format!("https://open.spotify.com/track/{}", track(1).id)
+    );
+    assert_eq!(embed["description"], "by Ada Band\nfrom *First Album*");
+    assert_eq!(embed["thumbnail"]["url"], "https://i.scdn.co/image/cover");
+    assert_eq!(embed["fields"][1]["value"], "🔥 Loud (62% sure)");
+    assert_eq!(
+        custom_ids(&msg["components"]),
+        vec![
+            format!("v1:p:{pid}:s:{}", calm.0),
+            format!("v1:p:{pid}:s:{}", loud.0),
+            format!("v1:p:{pid}:void"),
+            format!("v1:p:{pid}:skip"),
+        ]
+    );
+    for emoji in ["🌙", "🔥", "🕳️"] {
+        h.fake
+            .wait_for(&format!("the {emoji} reaction"), |r| {
+                r.method == "PUT" && r.path.ends_with(&format!("/reactions/{emoji}/@me"))
+            })
+            .await;
+    }
+    let p = h.store.prompt(out.posted[0]).await.unwrap().unwrap();
+    assert_eq!(p.state, PromptState::Open);
+    assert_eq!(p.channel_id, Some(dm));
+
+    // The same track is not asked twice in a layer.
+    let again = PromptRequest {
+        member: MemberId(ADA),
+        layer: layer.id,
+        track: track(1),
+        guess: None,
+    };
+    let out = h
+        .notifier()
+        .post_prompts(MemberId(ADA), vec![again])
+        .await
+        .unwrap();
+    assert_eq!((out.posted.len(), out.already_asked), (0, 1));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn many_new_tracks_at_once_become_a_few_prompts_and_a_digest() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, true, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let reqs: Vec<PromptRequest> = (1..=6)
+        .map(|n| PromptRequest {
+            member: MemberId(ADA),
+            layer: layer.id,
+            track: track(n),
+            guess: None,
+        })
+        .collect();
+    let out = h
+        .notifier()
+        .post_prompts(MemberId(ADA), reqs)
+        .await
+        .unwrap();
+    assert_eq!(out.posted.len(), discord::DIGEST_AFTER);
+    assert_eq!(out.held_back, 6 - discord::DIGEST_AFTER);
+    let dm = ADA + DM_OFFSET;
+    let digest = h
+        .fake
+        .wait_for("the digest", |r| {
+            r.path == format!("/channels/{dm}/messages")
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("wait for an answer"))
+        })
+        .await;
+    assert!(
+        digest.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("3 more new tracks")
+    );
+    let prompts = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path == format!("/channels/{dm}/messages")
+                && r.body["embeds"].as_array().is_some_and(|e| !e.is_empty())
+        })
+        .count();
+    assert_eq!(
+        prompts,
+        discord::DIGEST_AFTER,
+        "never more prompts than the budget allows"
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn reactions_label_a_track_and_removing_one_unlabels_in_a_non_mutual_layer() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Genre", false, false, &[("Rock", "🎸"), ("Jazz", "🎷")])
+        .await;
+    let (rock, jazz) = (layer.sublists[0].id, layer.sublists[1].id);
+    let (_, channel, message) = h.post(&layer, 1).await;
+    let edits = |n: usize| h.nth_edit(channel, message, n);
+
+    h.fake
+        .dispatch(
+            "MESSAGE_REACTION_ADD",
+            reaction(ADA, channel, message, "🎸"),
+        )
+        .await;
+    let edit = edits(1).await;
+    assert_eq!(edit["embeds"][0]["fields"][2]["value"], "🎸 Rock");
+    assert_eq!(h.label(&layer, 1).await, Some(set(&[rock])));
+
+    h.fake
+        .dispatch(
+            "MESSAGE_REACTION_ADD",
+            reaction(ADA, channel, message, "🎷"),
+        )
+        .await;
+    edits(2).await;
+    assert_eq!(h.label(&layer, 1).await, Some(set(&[rock, jazz])));
+
+    h.fake
+        .dispatch(
+            "MESSAGE_REACTION_REMOVE",
+            reaction(ADA, channel, message, "🎸"),
+        )
+        .await;
+    let edit = edits(3).await;
+    assert_eq!(edit["embeds"][0]["fields"][2]["value"], "🎷 Jazz");
+    assert_eq!(h.label(&layer, 1).await, Some(set(&[jazz])));
+    // The menu shows the current label.
+    let options = &edit["components"][0]["components"][0]["options"];
+    assert_eq!(options[0]["default"], false);
+    assert_eq!(options[1]["default"], true);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_button_still_works_after_the_bot_restarts() {
+    let mut h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let loud = layer.sublists[1].id;
+    let (pid, channel, message) = h.post(&layer, 2).await;
+    h.restart().await;
+
+    let id = h.id();
+    let custom = format!("v1:p:{}:s:{}", pid.0, loud.0);
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &custom, None),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["type"], 7, "the prompt is updated in place: {cb}");
+    assert_eq!(cb["data"]["embeds"][0]["fields"][2]["value"], "🔥 Loud");
+    let loud_button = &cb["data"]["components"][0]["components"][1];
+    assert_eq!(loud_button["custom_id"], custom);
+    assert_eq!(loud_button["style"], 3, "the chosen sublist is highlighted");
+    assert_eq!(h.label(&layer, 2).await, Some(Label::one(loud)));
+    assert_eq!(
+        h.store.prompt(pid).await.unwrap().unwrap().state,
+        PromptState::Answered
+    );
+
+    // In a mutual layer the latest answer wins; Void replaces it.
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(
+                id,
+                ADA,
+                channel,
+                message,
+                &format!("v1:p:{}:void", pid.0),
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["type"], 7);
+    assert_eq!(h.label(&layer, 2).await, Some(Label::Void));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn another_member_cannot_answer_a_prompt() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let calm = layer.sublists[0].id;
+    // Ada wants prompts in the server's prompt channel.
+    let mut s = h
+        .store
+        .member_settings(MemberId(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    s.prompts_in_dm = false;
+    s.guild_id = Some(crate::discord_fake::GUILD_ID);
+    h.store
+        .set_member_settings(MemberId(ADA), &s)
+        .await
+        .unwrap();
+    h.store
+        .set_guild_channels(crate::discord_fake::GUILD_ID, None, Some(CHANNEL_ID))
+        .await
+        .unwrap();
+    let (pid, channel, message) = h.post(&layer, 3).await;
+    assert_eq!(channel, CHANNEL_ID);
+    let posted = h
+        .fake
+        .wait_for("the prompt in the channel", |r| {
+            r.method == "POST" && r.path == format!("/channels/{CHANNEL_ID}/messages")
+        })
+        .await;
+    assert_eq!(
+        posted.body["content"],
+        format!("<@{ADA}>, where does this one go?")
+    );
+
+    let id = h.id();
+    let custom = format!("v1:p:{}:s:{}", pid.0, calm.0);
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, BOB, channel, message, &custom, None),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["type"], 4);
+    assert_eq!(cb["data"]["flags"], 64);
+    assert!(
+        cb["data"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("This one is not for you")
+    );
+
+    // Bob's reaction is taken off and changes nothing.
+    h.fake
+        .dispatch(
+            "MESSAGE_REACTION_ADD",
+            reaction(BOB, channel, message, "🌙"),
+        )
+        .await;
+    h.fake
+        .wait_for("removing Bob's reaction", |r| {
+            r.method == "DELETE" && r.path.ends_with(&format!("/reactions/🌙/{BOB}"))
+        })
+        .await;
+    assert_eq!(h.label(&layer, 3).await, None);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn train_answers_with_the_queue_position_then_the_result() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    let (id, cb) = h
+        .command(
+            ADA,
+            "train",
+            sub("start", json!([opt("layer", 3, json!("Mood"))])),
+        )
+        .await;
+    assert_eq!(
+        cb["data"]["content"],
+        "Training “Mood” is queued: position 2."
+    );
+    let token = crate::discord_fake::token(id);
+    let done = h
+        .fake
+        .wait_for("the final training update", |r| {
+            r.method == "PATCH"
+                && r.path == format!("/webhooks/{APP_ID}/{token}/messages/@original")
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("done"))
+        })
+        .await;
+    assert_eq!(
+        done.body["content"],
+        "Training “Mood” is done: 84% accurate on held-out labels. 3 tracks would now go elsewhere."
+    );
+    let text = h.reply(ADA, "train", sub("cancel", json!([]))).await;
+    assert_eq!(text, "Cancelled 1 training job.");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_refresh_is_announced_in_the_servers_channel() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    let setup_options = json!([opt("announcements", 7, json!(ANNOUNCE.to_string()))]);
+    let resolved = json!({"channels": {ANNOUNCE.to_string():
+        {"id": ANNOUNCE.to_string(), "name": "announcements", "type": 0, "permissions": "0"}}});
+
+    // Only server managers may choose the channels.
+    let id = h.id();
+    let mut ev = slash(id, BOB, "setup", setup_options.clone());
+    ev["data"]["resolved"] = resolved.clone();
+    h.fake.dispatch("INTERACTION_CREATE", ev).await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(
+        cb["data"]["content"],
+        "Only server managers can use `/setup`."
+    );
+
+    let id = h.id();
+    let mut ev = with_permissions(slash(id, ADA, "setup", setup_options), "32");
+    ev["data"]["resolved"] = resolved;
+    h.fake.dispatch("INTERACTION_CREATE", ev).await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(
+        cb["data"]["content"],
+        format!("**Announcements**: <#{ANNOUNCE}>\n**Prompts**: not set (DMs)")
+    );
+
+    let (id, cb) = h.command(ADA, "refresh", json!([])).await;
+    assert_eq!(cb["type"], 5, "deferred while syncing: {cb}");
+    let announcement = h
+        .fake
+        .wait_for("the announcement", |r| {
+            r.method == "POST" && r.path == format!("/channels/{ANNOUNCE}/messages")
+        })
+        .await;
+    assert_eq!(
+        announcement.body["content"],
+        format!(
+            "**Sublists refreshed for <@{ADA}>**: 3 new tracks.\n\
+             **Mood**: 2 → Calm, 1 waiting for an answer"
+        )
+    );
+    let reply = h.fake.deferred_reply(id).await;
+    assert_eq!(reply["content"], announcement.body["content"]);
+
+    // A second refresh straight away is refused by the cooldown, with the reason.
+    let text = h.reply(ADA, "refresh", json!([])).await;
+    assert!(
+        text.starts_with("`/refresh` was used a moment ago; try again in"),
+        "{text}"
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_answered_with_its_message() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    let add = |layer: &str, name: &str, emoji: &str| {
+        sub(
+            "add-sublist",
+            json!([
+                opt("layer", 3, json!(layer)),
+                opt("name", 3, json!(name)),
+                opt("emoji", 3, json!(emoji))
+            ]),
+        )
+    };
+    let cases = [
+        (
+            "layers",
+            add("Mood", "Rock", "rock"),
+            "“rock” is not an emoji. Use one emoji, like 🎸, or a server emoji.".to_string(),
+        ),
+        (
+            "layers",
+            add("Mood", "calm", "🎸"),
+            "The layer “Mood” already has a sublist called “calm”.".to_string(),
+        ),
+        (
+            "layers",
+            add("Mood", "Hole", "🕳️"),
+            "🕳️ is reserved for the void; pick another emoji.".to_string(),
+        ),
+        (
+            "layers",
+            add("Genre", "Rock", "🎸"),
+            "You have no layer called “Genre”. Yours: “Mood”.".to_string(),
+        ),
+        (
+            "layers",
+            sub(
+                "create",
+                json!([
+                    opt("name", 3, json!("mood")),
+                    opt("mutual", 5, json!(true)),
+                    opt("complete", 5, json!(true))
+                ]),
+            ),
+            "You already have a layer called “mood”.".to_string(),
+        ),
+        (
+            "layers",
+            sub(
+                "create",
+                json!([
+                    opt("name", 3, json!("   ")),
+                    opt("mutual", 5, json!(true)),
+                    opt("complete", 5, json!(true))
+                ]),
+            ),
+            "A name can't be empty.".to_string(),
+        ),
+        (
+            "label",
+            json!([opt("count", 4, json!(500))]),
+            "I can ask about 1 to 10 tracks at a time, not 500.".to_string(),
+        ),
+        (
+            "settings",
+            json!([opt("ask_below", 4, json!(-3))]),
+            "`ask_below` is a percentage from 0 to 100, not -3.".to_string(),
+        ),
+    ];
+    for (name, options, want) in cases {
+        let text = h.reply(ADA, name, options).await;
+        assert_eq!(text, want);
+    }
+    // Nothing was created by the refused commands.
+    let layers = h.store.layers(MemberId(ADA)).await.unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0].sublists.len(), 1);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn link_by_pasting_the_address_updates_the_private_message() {
+    let h = Harness::new().await;
+    let (link_id, cb) = h.command(ADA, "link", json!([])).await;
+    assert_eq!(cb["type"], 5);
+    assert_eq!(cb["data"]["flags"], 64);
+    let reply = h.fake.deferred_reply(link_id).await;
+    let buttons = &reply["components"][0]["components"];
+    assert_eq!(
+        buttons[0]["url"],
+        "https://accounts.spotify.com/authorize?client_id=abc&state=s1"
+    );
+    assert_eq!(buttons[1]["custom_id"], "v1:link:paste");
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, CHANNEL_ID, 1, "v1:link:paste", None),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["type"], 9, "a modal: {cb}");
+    assert_eq!(cb["data"]["custom_id"], "v1:link:modal");
+
+    let submit = |id: u64, url: &str| {
+        let mut v = slash(id, ADA, "x", json!([]));
+        v["type"] = json!(5);
+        v["data"] = json!({"custom_id": "v1:link:modal", "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": "url", "value": url}]}]});
+        v
+    };
+    // A wrong address is answered with what is wrong.
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            submit(id, "http://127.0.0.1:8888/callback"),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["type"], 5);
+    let token = crate::discord_fake::token(id);
+    let answer = h
+        .fake
+        .wait_for("the modal's answer", |r| {
+            r.path == format!("/webhooks/{APP_ID}/{token}/messages/@original")
+        })
+        .await;
+    assert!(
+        answer.body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("That address has no `code`")
+    );
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            submit(id, "http://127.0.0.1:8888/callback?code=abc&state=s1"),
+        )
+        .await;
+    let link_token = crate::discord_fake::token(link_id);
+    let updated = h
+        .fake
+        .wait_for("the /link message updated", |r| {
+            r.method == "PATCH"
+                && r.path == format!("/webhooks/{APP_ID}/{link_token}/messages/@original")
+        })
+        .await;
+    assert!(
+        updated.body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Linked as **Ada**, 1,240 liked songs found."),
+        "{}",
+        updated.body
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn forget_me_asks_first_and_only_its_member_can_confirm() {
+    let h = Harness::new().await;
+    let layer = h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    let (_, cb) = h.command(ADA, "forget-me", json!([])).await;
+    assert!(
+        cb["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("playlists on Spotify stay")
+    );
+    let ids = custom_ids(&cb["data"]["components"]);
+    assert_eq!(
+        ids,
+        vec![
+            format!("v1:forget:{ADA}:yes"),
+            format!("v1:forget:{ADA}:no")
+        ]
+    );
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, BOB, CHANNEL_ID, 1, &ids[0], None),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["data"]["flags"], 64);
+    assert!(h.store.layer(layer.id).await.unwrap().is_some());
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, CHANNEL_ID, 1, &ids[0], None),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["type"], 7);
+    assert!(cb["data"]["content"].as_str().unwrap().starts_with("Done"));
+    assert!(h.store.layer(layer.id).await.unwrap().is_none());
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn label_posts_as_many_prompts_as_asked() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let (id, cb) = h
+        .command(ADA, "label", json!([opt("count", 4, json!(2))]))
+        .await;
+    assert_eq!(cb["type"], 5);
+    let reply = h.fake.deferred_reply(id).await;
+    assert_eq!(
+        reply["content"],
+        "Asked about 2 tracks: react or use the buttons on each."
+    );
+    let dm = ADA + DM_OFFSET;
+    let prompts = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == format!("/channels/{dm}/messages"))
+        .count();
+    assert_eq!(prompts, 2);
+    let _ = BOT_ID;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn autocomplete_offers_layers_and_the_typed_layers_sublists() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    h.layer("Genre", false, false, &[("Rock", "🎸")]).await;
+    let complete = |id: u64, sub_name: &str, options: Value| {
+        let mut v = slash(id, ADA, "layers", sub(sub_name, options));
+        v["type"] = json!(4);
+        v
+    };
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            complete(
+                id,
+                "add-sublist",
+                json!([{"name": "layer", "type": 3, "value": "mo", "focused": true}]),
+            ),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["type"], 8);
+    assert_eq!(
+        cb["data"]["choices"],
+        json!([{"name": "Mood", "value": "Mood"}])
+    );
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            complete(
+                id,
+                "remove",
+                json!([opt("layer", 3, json!("Mood")),
+                       {"name": "sublist", "type": 3, "value": "", "focused": true}]),
+            ),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(
+        cb["data"]["choices"],
+        json!([{"name": "🌙 Calm", "value": "Calm"}, {"name": "🔥 Loud", "value": "Loud"}])
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_other_commands_answer_privately() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+
+    let help = h.reply(ADA, "help", json!([])).await;
+    for name in [
+        "`/link`",
+        "`/layers create`",
+        "`/train cancel`",
+        "`/setup`",
+        "`/help`",
+    ] {
+        assert!(help.contains(name), "{name} missing from {help}");
+    }
+    let (id, cb) = h.command(ADA, "status", json!([])).await;
+    assert_eq!(
+        (cb["type"].as_u64(), cb["data"]["flags"].as_u64()),
+        (Some(5), Some(64))
+    );
+    let status = h.fake.deferred_reply(id).await["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        status.contains("**Spotify**: not linked. Use `/link`."),
+        "{status}"
+    );
+    assert!(
+        status.contains("**Mood**: 🌙 0 · 🔥 0 · no model"),
+        "{status}"
+    );
+
+    let settings = h
+        .reply(
+            ADA,
+            "settings",
+            json!([
+                opt("prompts", 4, json!(1)),
+                opt("ask_below", 4, json!(55)),
+                opt("auto_sort", 5, json!(false))
+            ]),
+        )
+        .await;
+    assert!(
+        settings.contains("**Prompts**: in the server's prompt channel"),
+        "{settings}"
+    );
+    assert!(settings.contains("**Auto-sort**: off"), "{settings}");
+    assert!(
+        settings.contains("**Ask when less sure than**: 55%"),
+        "{settings}"
+    );
+    let s = h
+        .store
+        .member_settings(MemberId(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!s.prompts_in_dm && !s.auto_sort);
+    assert!((s.ask_below - 0.55).abs() < 1e-6);
+    assert_eq!(
+        s.guild_id,
+        Some(crate::discord_fake::GUILD_ID),
+        "the member's server is kept"
+    );
+
+    let text = h
+        .reply(
+            ADA,
+            "layers",
+            sub(
+                "edit",
+                json!([
+                    opt("layer", 3, json!("Mood")),
+                    opt("sublist", 3, json!("calm")),
+                    opt("emoji", 3, json!("🌊"))
+                ]),
+            ),
+        )
+        .await;
+    assert_eq!(text, "🌙 “Calm” is now 🌊 “Calm”.");
+    let text = h
+        .reply(
+            ADA,
+            "layers",
+            sub(
+                "edit",
+                json!([
+                    opt("layer", 3, json!("Mood")),
+                    opt("new_name", 3, json!("Vibe"))
+                ]),
+            ),
+        )
+        .await;
+    assert_eq!(text, "Layer “Mood” is now “Vibe”.");
+
+    let (id, _) = h
+        .command(
+            ADA,
+            "layers",
+            sub(
+                "import",
+                json!([
+                    opt("layer", 3, json!("Vibe")),
+                    opt("playlist", 3, json!("37i9dQZF1DXcBWIGoYBM5M")),
+                    opt("emoji", 3, json!("🚗"))
+                ]),
+            ),
+        )
+        .await;
+    let reply = h.fake.deferred_reply(id).await;
+    assert_eq!(
+        reply["content"],
+        "🚗 “Night drive” now keeps the playlist “Night drive” in “Vibe”; its 2 tracks count as your labels."
+    );
+    let text = h
+        .reply(
+            ADA,
+            "layers",
+            sub(
+                "remove",
+                json!([
+                    opt("layer", 3, json!("Vibe")),
+                    opt("sublist", 3, json!("Loud"))
+                ]),
+            ),
+        )
+        .await;
+    assert!(text.starts_with("🔥 “Loud” removed from “Vibe”"), "{text}");
+    let layer = h.store.layers(MemberId(ADA)).await.unwrap().remove(0);
+    let names: Vec<&str> = layer.sublists.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["Calm", "Night drive"]);
+
+    let text = h.reply(ADA, "unlink", json!([])).await;
+    assert!(text.starts_with("Unlinked."), "{text}");
+    let text = h
+        .reply(
+            ADA,
+            "layers",
+            sub("remove", json!([opt("layer", 3, json!("Vibe"))])),
+        )
+        .await;
+    assert!(text.starts_with("Layer “Vibe” removed"), "{text}");
+    assert!(h.store.layers(MemberId(ADA)).await.unwrap().is_empty());
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn expiry_warnings_and_quota_pauses_reach_the_members_they_affect() {
+    let h = Harness::new().await;
+    h.store.ensure_member(MemberId(ADA)).await.unwrap();
+    h.store.ensure_member(MemberId(BOB)).await.unwrap();
+    // Bob uses a server with an announcement channel; Ada gets DMs.
+    let mut s = h
+        .store
+        .member_settings(MemberId(BOB))
+        .await
+        .unwrap()
+        .unwrap();
+    s.guild_id = Some(crate::discord_fake::GUILD_ID);
+    h.store
+        .set_member_settings(MemberId(BOB), &s)
+        .await
+        .unwrap();
+    h.store
+        .set_guild_channels(crate::discord_fake::GUILD_ID, Some(ANNOUNCE), None)
+        .await
+        .unwrap();
+    let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    h.notifier()
+        .warn_link_expiry(MemberId(ADA), at)
+        .await
+        .unwrap();
+    let dm = h
+        .fake
+        .wait_for("the expiry warning", |r| {
+            r.path == format!("/channels/{}/messages", ADA + DM_OFFSET)
+        })
+        .await;
+    assert_eq!(
+        dm.body["content"],
+        format!(
+            "<@{ADA}>, your Spotify link expires <t:1800000000:R>. Use `/link` before then to keep your sublists up to date."
+        )
+    );
+    h.notifier()
+        .announce_quota_pause(&[MemberId(BOB)], at)
+        .await
+        .unwrap();
+    let msg = h
+        .fake
+        .wait_for("the pause", |r| {
+            r.path == format!("/channels/{ANNOUNCE}/messages")
+        })
+        .await;
+    let content = msg.body["content"].as_str().unwrap();
+    assert!(
+        content.starts_with(&format!("<@{BOB}>, Spotify's daily quota")),
+        "{content}"
+    );
+    assert_eq!(
+        msg.body["allowed_mentions"]["users"],
+        json!([BOB.to_string()])
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn in_a_mutual_layer_the_latest_reaction_wins() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let (calm, loud) = (layer.sublists[0].id, layer.sublists[1].id);
+    let (pid, channel, message) = h.post(&layer, 4).await;
+    let react = |t: &'static str, emoji: &'static str| {
+        h.fake.dispatch(t, reaction(ADA, channel, message, emoji))
+    };
+    react("MESSAGE_REACTION_ADD", "🌙").await;
+    h.nth_edit(channel, message, 1).await;
+    assert_eq!(h.label(&layer, 4).await, Some(Label::one(calm)));
+
+    react("MESSAGE_REACTION_ADD", "🔥").await;
+    let edit = h.nth_edit(channel, message, 2).await;
+    assert_eq!(edit["embeds"][0]["fields"][2]["value"], "🔥 Loud");
+    assert_eq!(h.label(&layer, 4).await, Some(Label::one(loud)));
+
+    // Taking back the older reaction changes nothing; taking back the current one leaves the
+    // track unanswered (the void has its own emoji).
+    react("MESSAGE_REACTION_REMOVE", "🌙").await;
+    h.nth_edit(channel, message, 3).await;
+    assert_eq!(h.label(&layer, 4).await, Some(Label::one(loud)));
+    react("MESSAGE_REACTION_REMOVE", "🔥").await;
+    let edit = h.nth_edit(channel, message, 4).await;
+    assert_eq!(edit["embeds"][0]["fields"][2]["value"], "not answered yet");
+    assert_eq!(h.label(&layer, 4).await, None);
+    assert_eq!(
+        h.store.prompt(pid).await.unwrap().unwrap().state,
+        PromptState::Open
+    );
+
+    react("MESSAGE_REACTION_ADD", "🕳️").await;
+    h.nth_edit(channel, message, 5).await;
+    assert_eq!(h.label(&layer, 4).await, Some(Label::Void));
+    h.finish().await;
+}

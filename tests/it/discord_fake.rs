@@ -1,0 +1,465 @@
+//! A local Discord for end-to-end tests: a REST server that answers the calls the bot makes
+//! (recording each one), and a WebSocket gateway that says HELLO, takes IDENTIFY, sends READY
+//! and then whatever dispatches a test asks for. serenity's HTTP client is pointed at the REST
+//! server through its proxy setting; the REST server hands out the gateway's address.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, mpsc};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub const APP_ID: u64 = 700_000_000_000_000_001;
+pub const BOT_ID: u64 = 700_000_000_000_000_001;
+pub const GUILD_ID: u64 = 710_000_000_000_000_001;
+pub const CHANNEL_ID: u64 = 720_000_000_000_000_001;
+/// DM channels get the recipient's id plus this.
+pub const DM_OFFSET: u64 = 1_000;
+const TIMESTAMP: &str = "2026-11-27T12:00:00.000000+00:00";
+
+/// One request the bot sent.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    /// The path after `/api/v10`, percent-decoded.
+    pub path: String,
+    pub body: Value,
+}
+
+struct Shared {
+    requests: std::sync::Mutex<Vec<Recorded>>,
+    gateway_url: String,
+    session: Mutex<Option<mpsc::UnboundedSender<String>>>,
+    seq: AtomicU64,
+    next_id: AtomicU64,
+    sessions_started: AtomicU64,
+}
+
+/// The fake Discord.
+pub struct FakeDiscord {
+    /// Base URL for serenity's proxy setting.
+    pub rest_url: String,
+    shared: Arc<Shared>,
+}
+
+pub fn user_json(id: u64) -> Value {
+    json!({
+        "id": id.to_string(),
+        "username": format!("user{id}"),
+        "discriminator": "0",
+        "global_name": null,
+        "avatar": null,
+        "bot": id == BOT_ID,
+    })
+}
+
+/// A message as Discord returns it.
+pub fn message_json(id: u64, channel: u64, author: u64, content: &str) -> Value {
+    json!({
+        "id": id.to_string(),
+        "channel_id": channel.to_string(),
+        "author": user_json(author),
+        "content": content,
+        "timestamp": TIMESTAMP,
+        "edited_timestamp": null,
+        "tts": false,
+        "mention_everyone": false,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "components": [],
+        "pinned": false,
+        "type": 0,
+        "flags": 0,
+    })
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn rest(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let raw = uri.path();
+    let path = percent_decode(raw.strip_prefix("/api/v10").unwrap_or(raw));
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or_else(|_| Value::String("<not json>".into()))
+    };
+    shared.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        body: body.clone(),
+    });
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let new_id = || shared.next_id.fetch_add(1, Ordering::SeqCst);
+    let content = body.get("content").and_then(Value::as_str).unwrap_or("");
+    match (method.as_str(), seg.as_slice()) {
+        ("GET", ["gateway"]) => json_response(StatusCode::OK, json!({"url": shared.gateway_url})),
+        ("GET", ["gateway", "bot"]) => json_response(
+            StatusCode::OK,
+            json!({"url": shared.gateway_url, "shards": 1, "session_start_limit":
+                {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}),
+        ),
+        ("POST", ["users", "@me", "channels"]) => {
+            let recipient: u64 = body
+                .get("recipient_id")
+                .and_then(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .or_else(|| v.as_u64().map(|n| n.to_string()))
+                })
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            json_response(
+                StatusCode::OK,
+                json!({"id": (recipient + DM_OFFSET).to_string(), "type": 1,
+                       "recipients": [user_json(recipient)], "last_message_id": null}),
+            )
+        }
+        ("POST", ["channels", channel, "messages"]) => {
+            let channel: u64 = channel.parse().unwrap_or(0);
+            json_response(
+                StatusCode::OK,
+                message_json(new_id(), channel, BOT_ID, content),
+            )
+        }
+        ("PATCH", ["channels", channel, "messages", message]) => json_response(
+            StatusCode::OK,
+            message_json(
+                message.parse().unwrap_or(0),
+                channel.parse().unwrap_or(0),
+                BOT_ID,
+                content,
+            ),
+        ),
+        ("PUT", ["channels", _, "messages", _, "reactions", _, "@me"])
+        | ("DELETE", ["channels", _, "messages", _, "reactions", _, _]) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("POST", ["interactions", _, _, "callback"]) => StatusCode::NO_CONTENT.into_response(),
+        ("PUT", ["applications", _, "commands"]) => json_response(StatusCode::OK, json!([])),
+        ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
+            json_response(
+                StatusCode::OK,
+                message_json(new_id(), CHANNEL_ID, BOT_ID, content),
+            )
+        }
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"message": "404: Not Found", "code": 0}),
+        ),
+    }
+}
+
+fn ready(shared: &Shared) -> String {
+    json!({
+        "op": 0,
+        "s": shared.seq.fetch_add(1, Ordering::SeqCst),
+        "t": "READY",
+        "d": {
+            "v": 10,
+            "user": {"id": BOT_ID.to_string(), "username": "sublist", "discriminator": "0",
+                     "avatar": null, "bot": true},
+            "guilds": [],
+            "session_id": "fake-session",
+            "resume_gateway_url": shared.gateway_url,
+            "shard": [0, 1],
+            "application": {"id": APP_ID.to_string(), "flags": 0},
+        }
+    })
+    .to_string()
+}
+
+async fn serve_gateway_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let (mut sink, mut source) = ws.split();
+    let hello = json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": 45000}});
+    if sink.send(WsMessage::Text(hello.to_string())).await.is_err() {
+        return;
+    }
+    // Wait for IDENTIFY.
+    loop {
+        match source.next().await {
+            Some(Ok(WsMessage::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                if v["op"] == 2 {
+                    break;
+                }
+            }
+            Some(Ok(_)) => {}
+            _ => return,
+        }
+    }
+    if sink.send(WsMessage::Text(ready(&shared))).await.is_err() {
+        return;
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    *shared.session.lock().await = Some(tx);
+    shared.sessions_started.fetch_add(1, Ordering::SeqCst);
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(text) => if sink.send(WsMessage::Text(text)).await.is_err() { break },
+                None => break,
+            },
+            incoming = source.next() => match incoming {
+                Some(Ok(WsMessage::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if v["op"] == 1 {
+                        let ack = json!({"op": 11, "s": null, "t": null, "d": null});
+                        if sink.send(WsMessage::Text(ack.to_string())).await.is_err() { break }
+                    }
+                }
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    *shared.session.lock().await = None;
+}
+
+impl FakeDiscord {
+    pub async fn start() -> FakeDiscord {
+        let ws_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway_url = format!("ws://{}", ws_listener.local_addr().unwrap());
+        let shared = Arc::new(Shared {
+            requests: std::sync::Mutex::new(Vec::new()),
+            gateway_url,
+            session: Mutex::new(None),
+            seq: AtomicU64::new(1),
+            next_id: AtomicU64::new(800_000_000_000_000_001),
+            sessions_started: AtomicU64::new(0),
+        });
+        let gw = shared.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = ws_listener.accept().await {
+                tokio::spawn(serve_gateway_connection(gw.clone(), stream));
+            }
+        });
+        let rest_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rest_url = format!("http://{}", rest_listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(rest)
+            .with_state(shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(rest_listener, app).await;
+        });
+        FakeDiscord { rest_url, shared }
+    }
+
+    /// How many gateway sessions reached READY so far.
+    pub fn sessions_started(&self) -> u64 {
+        self.shared.sessions_started.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` sessions reached READY.
+    pub async fn wait_sessions(&self, n: u64) {
+        for _ in 0..500 {
+            if self.sessions_started() >= n && self.shared.session.lock().await.is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the bot did not connect to the fake gateway");
+    }
+
+    /// Sends a dispatch (op 0) to the connected bot.
+    pub async fn dispatch(&self, t: &str, d: Value) {
+        let frame =
+            json!({"op": 0, "s": self.shared.seq.fetch_add(1, Ordering::SeqCst), "t": t, "d": d});
+        for _ in 0..500 {
+            if let Some(tx) = self.shared.session.lock().await.as_ref() {
+                tx.send(frame.to_string()).expect("gateway session is open");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no gateway session to dispatch {t} to");
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Forgets the requests recorded so far.
+    pub fn clear(&self) {
+        self.shared.requests.lock().unwrap().clear();
+    }
+
+    /// Waits for a request matching `pred` (among all recorded), up to 10 s.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Recorded) -> bool) -> Recorded {
+        for _ in 0..500 {
+            if let Some(r) = self.requests().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "no request {what} arrived; got:\n{}",
+            self.requests()
+                .iter()
+                .map(|r| format!("{} {} {}", r.method, r.path, r.body))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    /// Waits for the callback answering interaction `id`.
+    pub async fn callback(&self, id: u64) -> Value {
+        let prefix = format!("/interactions/{id}/");
+        self.wait_for(&format!("answering interaction {id}"), |r| {
+            r.method == "POST" && r.path.starts_with(&prefix) && r.path.ends_with("/callback")
+        })
+        .await
+        .body
+    }
+
+    /// Waits for the message that ends a deferred interaction `id` (its first follow-up or
+    /// an edit of the original), and returns its body.
+    pub async fn deferred_reply(&self, id: u64) -> Value {
+        let token = token(id);
+        self.wait_for(&format!("completing deferred interaction {id}"), |r| {
+            r.path.starts_with(&format!("/webhooks/{APP_ID}/{token}"))
+        })
+        .await
+        .body
+    }
+}
+
+pub fn token(interaction: u64) -> String {
+    format!("token-{interaction}")
+}
+
+fn member_json(user: u64, permissions: &str) -> Value {
+    json!({
+        "user": user_json(user),
+        "roles": [],
+        "joined_at": TIMESTAMP,
+        "deaf": false,
+        "mute": false,
+        "flags": 0,
+        "permissions": permissions,
+    })
+}
+
+fn base_interaction(id: u64, kind: u8, user: u64, in_guild: bool) -> Value {
+    let mut v = json!({
+        "id": id.to_string(),
+        "application_id": APP_ID.to_string(),
+        "type": kind,
+        "token": token(id),
+        "version": 1,
+        "locale": "en-US",
+        "entitlements": [],
+        "attachment_size_limit": 8_388_608,
+        "app_permissions": "2248473465835073",
+    });
+    if in_guild {
+        v["guild_id"] = json!(GUILD_ID.to_string());
+        v["guild_locale"] = json!("en-US");
+        v["channel_id"] = json!(CHANNEL_ID.to_string());
+        v["member"] = member_json(user, "0");
+    } else {
+        v["channel_id"] = json!((user + DM_OFFSET).to_string());
+        v["user"] = user_json(user);
+    }
+    v
+}
+
+/// A slash command invocation in the server's channel. `options` is Discord's option list
+/// (for `/layers create`, one option of type 1 named `create` holding the rest).
+pub fn slash(id: u64, user: u64, name: &str, options: Value) -> Value {
+    let mut v = base_interaction(id, 2, user, true);
+    v["data"] = json!({"id": "900000000000000001", "name": name, "type": 1, "options": options});
+    v
+}
+
+/// A subcommand's options: `sub("create", [("name", 3, "Mood")])`.
+pub fn sub(name: &str, options: Value) -> Value {
+    json!([{"name": name, "type": 1, "options": options}])
+}
+
+/// Gives the invoking member these permissions (a decimal bit set).
+pub fn with_permissions(mut v: Value, permissions: &str) -> Value {
+    v["member"]["permissions"] = json!(permissions);
+    v
+}
+
+/// A button press (or select) on a message the bot posted in `channel`.
+pub fn component(
+    id: u64,
+    user: u64,
+    channel: u64,
+    message: u64,
+    custom_id: &str,
+    values: Option<Vec<&str>>,
+) -> Value {
+    let in_guild = channel == CHANNEL_ID;
+    let mut v = base_interaction(id, 3, user, in_guild);
+    v["channel_id"] = json!(channel.to_string());
+    v["message"] = message_json(message, channel, BOT_ID, "");
+    v["data"] = match values {
+        Some(values) => json!({"custom_id": custom_id, "component_type": 3, "values": values}),
+        None => json!({"custom_id": custom_id, "component_type": 2}),
+    };
+    v
+}
+
+/// A reaction added or removed by `user` on a message in a DM or channel.
+pub fn reaction(user: u64, channel: u64, message: u64, emoji: &str) -> Value {
+    let mut v = json!({
+        "user_id": user.to_string(),
+        "channel_id": channel.to_string(),
+        "message_id": message.to_string(),
+        "emoji": {"id": null, "name": emoji},
+        "burst": false,
+        "type": 0,
+    });
+    if channel == CHANNEL_ID {
+        v["guild_id"] = json!(GUILD_ID.to_string());
+    }
+    v
+}
