@@ -1,7 +1,35 @@
-//! The command line: `run`, `demo`, `eval`, `check-config`, `migrate`.
+//! The command line: `run`, `demo`, `eval`, `bench`, `check-config`, `migrate`.
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use crate::app;
+
+#[derive(Parser, Debug)]
+#[command(name = "sublist", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure sorting quality on real playlists (docs/eval.md).
+    Eval(app::eval::EvalArgs),
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Eval(args)) => app::eval::run(args),
+        None => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -3,23 +3,23 @@
 //!
 //! The modules, in reading order; dependency arrows point from later to earlier.
 
-/// Members, layers, sublists, the void, labels, tracks and the rules between them.
-pub mod domain;
-/// The configuration file and environment, validated once into the values the program uses.
-pub mod config;
-/// SQLite through sqlx: migrations, one file per table family, tokens sealed at rest.
-pub mod store;
-/// Features, the model for the four layer cases, training, calibration, active questions.
-pub mod learn;
-/// OAuth, tokens, the per-app limiter, Liked Songs sync, playlist upkeep, audio descriptors.
-pub mod spotify;
-/// The durable, fair job queue, the device workers and the scheduler.
-pub mod jobs;
-/// Slash commands, label prompts and their `custom_id` codec, events, announcements.
-pub mod discord;
-/// The OAuth callback and health endpoints.
-pub mod web;
 /// The use cases that tie the rooms together: link, label, train, sort, announce, demo, eval.
 pub mod app;
 /// The command line.
 pub mod cli;
+/// The configuration file and environment, validated once into the values the program uses.
+pub mod config;
+/// Slash commands, label prompts and their `custom_id` codec, events, announcements.
+pub mod discord;
+/// Members, layers, sublists, the void, labels, tracks and the rules between them.
+pub mod domain;
+/// The durable, fair job queue, the device workers and the scheduler.
+pub mod jobs;
+/// Features, the model for the four layer cases, training, calibration, active questions.
+pub mod learn;
+/// OAuth, tokens, the per-app limiter, Liked Songs sync, playlist upkeep, audio descriptors.
+pub mod spotify;
+/// SQLite through sqlx: migrations, one file per table family, tokens sealed at rest.
+pub mod store;
+/// The OAuth callback and health endpoints.
+pub mod web;

@@ -199,7 +199,11 @@ mod tests {
 
     #[test]
     fn sources_round_trip_and_model_is_not_truth() {
-        for s in [LabelSource::Member, LabelSource::Model, LabelSource::Imported] {
+        for s in [
+            LabelSource::Member,
+            LabelSource::Model,
+            LabelSource::Imported,
+        ] {
             assert_eq!(LabelSource::parse(s.as_str()), Some(s));
         }
         assert_eq!(LabelSource::parse("robot"), None);

@@ -340,14 +340,30 @@ pub(crate) mod tests {
 
     #[test]
     fn emoji_accepts_unicode_and_custom() {
-        for ok in ["🎸", "❤️", "👩‍🚀", "1️⃣", "🇫🇷", "<:party:123456789012345678>", "<a:dance:42>"] {
+        for ok in [
+            "🎸",
+            "❤️",
+            "👩‍🚀",
+            "1️⃣",
+            "🇫🇷",
+            "<:party:123456789012345678>",
+            "<a:dance:42>",
+        ] {
             assert!(Emoji::parse(ok).is_ok(), "{ok} should be an emoji");
         }
     }
 
     #[test]
     fn emoji_refuses_text_with_its_message() {
-        for bad in ["", "a", "rock", "1", ":)", "<:x:>", "🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸"] {
+        for bad in [
+            "",
+            "a",
+            "rock",
+            "1",
+            ":)",
+            "<:x:>",
+            "🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸🎸",
+        ] {
             let err = Emoji::parse(bad).unwrap_err();
             assert_eq!(err, DomainError::NotAnEmoji(bad.into()));
         }
@@ -375,7 +391,14 @@ pub(crate) mod tests {
         assert_eq!(validate_layer_name("   "), Err(DomainError::EmptyName));
         let long = "x".repeat(101);
         let err = validate_layer_name(&long).unwrap_err();
-        assert!(matches!(err, DomainError::NameTooLong { chars: 101, max: 100, .. }));
+        assert!(matches!(
+            err,
+            DomainError::NameTooLong {
+                chars: 101,
+                max: 100,
+                ..
+            }
+        ));
         assert!(err.to_string().contains("101 characters long"));
         assert!(validate_layer_name(&"é".repeat(100)).is_ok());
     }
@@ -403,7 +426,10 @@ pub(crate) mod tests {
         );
         assert!(l.check_new_sublist("New", "🎺", None).is_ok());
         // Editing a sublist may keep its own name and emoji.
-        assert!(l.check_new_sublist("List 0", "🎸", Some(SublistId(1))).is_ok());
+        assert!(
+            l.check_new_sublist("List 0", "🎸", Some(SublistId(1)))
+                .is_ok()
+        );
     }
 
     #[test]

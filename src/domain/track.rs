@@ -244,7 +244,10 @@ mod tests {
     fn track_ids_are_checked() {
         let id = TrackId::parse("6f807x0ima9a1j3VPbc7VN").unwrap();
         assert_eq!(id.uri(), "spotify:track:6f807x0ima9a1j3VPbc7VN");
-        assert_eq!(TrackId::parse("spotify:track:6f807x0ima9a1j3VPbc7VN").unwrap(), id);
+        assert_eq!(
+            TrackId::parse("spotify:track:6f807x0ima9a1j3VPbc7VN").unwrap(),
+            id
+        );
         let err = TrackId::parse("nope").unwrap_err();
         assert_eq!(err.to_string(), "“nope” is not a Spotify track id.");
         assert!(TrackId::parse("6f807x0ima9a1j3VPbc7V!").is_err());
@@ -264,7 +267,10 @@ mod tests {
         assert_eq!(t.isrc_parts(), Some(("US", "UM7", 19)));
         t.isrc = Some("bad".into());
         assert_eq!(t.isrc_parts(), None);
-        assert_eq!(ReleasePrecision::of_date("2019-06"), Some(ReleasePrecision::Month));
+        assert_eq!(
+            ReleasePrecision::of_date("2019-06"),
+            Some(ReleasePrecision::Month)
+        );
     }
 
     #[test]
