@@ -28,8 +28,8 @@ pub enum Command {
     },
     /// Run the whole pipeline offline on a bundled sample of real playlists.
     Demo,
-    /// Measure sorting quality on the evaluation protocol.
-    Eval,
+    /// Measure sorting quality on the evaluation protocol (shared/docs/eval.md).
+    Eval(crate::app::eval::EvalArgs),
     /// Validate a configuration file and say what is missing or wrong, key by key.
     CheckConfig {
         /// The configuration file (environment overrides apply too).
@@ -92,7 +92,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run { .. } => not_built("run"),
         Command::Demo => not_built("demo"),
-        Command::Eval => not_built("eval"),
+        Command::Eval(args) => {
+            crate::app::eval::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

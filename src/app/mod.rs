@@ -1,3 +1,4 @@
 //! The use cases that tie the rooms together.
 
 pub mod loadbench;
+pub mod eval;

@@ -1,0 +1,917 @@
+//! The burn model of one (member, layer): a sparse linear layer over hashed tokens plus learned
+//! trust in the neighbour votes, a softmax over the sublists (and the void in incomplete
+//! layers), trained with class weights and early stopping on out-of-fold labels, then
+//! calibrated by temperature, with the multi-label threshold chosen on the same labels.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, Param};
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Bytes, Device, Int, Tensor, TensorData, activation};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::LearnError;
+use super::device::Compute;
+use super::features::{FEATURE_SCHEMA, KNN_DIMS, encode_all};
+use super::votes::{Reference, SOURCES};
+use crate::domain::{Label, LayerKind, LikedTrack, SublistId};
+
+/// Tunable training settings. The defaults are the ones measured best on `sublist eval`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Most epochs (full-batch steps) per training run.
+    pub max_epochs: usize,
+    /// Held-out checks happen every this many epochs.
+    pub check_every: usize,
+    pub learning_rate: f64,
+    /// L2 penalty on token weights, divided by the number of labelled tracks.
+    pub l2: f32,
+    /// Initial trust in the album, artist and neighbour votes.
+    pub trust: [f32; SOURCES],
+    /// Width of the hidden layer over the numbers (0: none).
+    pub hidden: usize,
+    /// L2 penalty on the hidden layer's weights, divided by the number of labelled tracks.
+    pub dense_l2: f32,
+    /// Cross-validation folds for early stopping and calibration (0: none).
+    pub folds: usize,
+    /// The most distinct tokens a model keeps (the most frequent ones).
+    pub max_vocab: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            max_epochs: 120,
+            check_every: 10,
+            learning_rate: 0.05,
+            l2: 0.2,
+            trust: [3.0, 2.0, 1.5, 1.0],
+            hidden: 0,
+            dense_l2: 0.5,
+            folds: 4,
+            max_vocab: 40_000,
+            seed: 7,
+        }
+    }
+}
+
+/// Where training is, for progress bars and Discord replies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Epochs done so far, over every run of this training (folds, then the final fit).
+    pub epoch: usize,
+    /// The most epochs this training can take.
+    pub epochs: usize,
+    pub loss: f32,
+    /// Accuracy on held-out labels, when known.
+    pub held_out_accuracy: Option<f32>,
+}
+
+/// How well a model did on labels it did not see, and how it was made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Labelled tracks it learned from.
+    pub labels: usize,
+    /// Out-of-fold accuracy of the top choice (void included), when there were enough labels.
+    pub held_out_accuracy: Option<f32>,
+    /// Out-of-fold samples-F1 of the full decision.
+    pub held_out_f1: Option<f32>,
+    /// Epochs of the final fit, chosen by early stopping.
+    pub epochs: usize,
+    pub temperature: f32,
+    /// Extra-sublist threshold of non-mutual layers.
+    pub threshold: Option<f32>,
+}
+
+/// One track's predicted place in a layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// The decision; always obeys the layer's rules.
+    pub label: Label,
+    /// Calibrated probability that the top choice (a sublist, or the void) is right.
+    pub confidence: f32,
+    /// Calibrated probability of each sublist, in the model's class order.
+    pub probabilities: Vec<(SublistId, f32)>,
+    /// Calibrated probability of the void (incomplete layers).
+    pub void_probability: Option<f32>,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct Net {
+    /// One row of class scores per token; row 0 is padding.
+    tokens: Param<Tensor<2>>,
+    bias: Param<Tensor<1>>,
+    /// How much each vote source counts.
+    trust: Param<Tensor<1>>,
+    /// A small network over the scaled numbers and their missing flags.
+    hidden: Option<Linear>,
+    out: Option<Linear>,
+}
+
+/// Width of the dense input: the scaled numbers, then one missing flag per number.
+const DENSE: usize = 2 * KNN_DIMS;
+
+impl Net {
+    fn new(
+        vocab: usize,
+        classes: usize,
+        trust: [f32; SOURCES],
+        hidden: usize,
+        device: &Device,
+    ) -> Net {
+        let (h, o) = if hidden > 0 {
+            (
+                Some(LinearConfig::new(DENSE, hidden).init(device)),
+                Some(
+                    LinearConfig::new(hidden, classes)
+                        .with_initializer(Initializer::Zeros)
+                        .init(device),
+                ),
+            )
+        } else {
+            (None, None)
+        };
+        Net {
+            hidden: h,
+            out: o,
+            tokens: Param::from_tensor(Tensor::zeros([vocab, classes], device)),
+            bias: Param::from_tensor(Tensor::zeros([classes], device)),
+            trust: Param::from_tensor(Tensor::from_data(
+                TensorData::new(trust.to_vec(), [SOURCES]),
+                device,
+            )),
+        }
+    }
+
+    fn forward(&self, b: &Batch) -> Tensor<2> {
+        let [_, c] = self.tokens.dims();
+        let emb = self
+            .tokens
+            .val()
+            .select(0, b.idx.clone())
+            .reshape([b.n, b.t, c]);
+        let tok = (emb * b.val.clone()).sum_dim(1).reshape([b.n, c]);
+        let trust = self.trust.val().reshape([1, SOURCES, 1]);
+        let votes = (b.votes.clone() * trust).sum_dim(1).reshape([b.n, c]);
+        let logits = tok + votes + self.bias.val().reshape([1, c]);
+        match (&self.hidden, &self.out) {
+            (Some(h), Some(o)) => logits + o.forward(activation::relu(h.forward(b.dense.clone()))),
+            _ => logits,
+        }
+    }
+
+    /// Sum of squared weights of the dense network.
+    fn dense_penalty(&self) -> Option<Tensor<1>> {
+        match (&self.hidden, &self.out) {
+            (Some(h), Some(o)) => {
+                Some(h.weight.val().powi_scalar(2).sum() + o.weight.val().powi_scalar(2).sum())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Model input for a set of tracks.
+struct Batch {
+    n: usize,
+    t: usize,
+    idx: Tensor<1, Int>,
+    val: Tensor<3>,
+    votes: Tensor<3>,
+    dense: Tensor<2>,
+}
+
+impl Batch {
+    fn new(
+        rows: &[Vec<(u32, f32)>],
+        dense: &[[f32; KNN_DIMS]],
+        votes: Vec<f32>,
+        classes: usize,
+        device: &Device,
+    ) -> Batch {
+        let n = rows.len();
+        let t = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mut idx = vec![0i32; n * t];
+        let mut val = vec![0f32; n * t];
+        for (i, row) in rows.iter().enumerate() {
+            for (j, (k, v)) in row.iter().enumerate() {
+                idx[i * t + j] = *k as i32;
+                val[i * t + j] = *v;
+            }
+        }
+        Batch {
+            n,
+            t,
+            idx: Tensor::from_data(TensorData::new(idx, [n * t]), device),
+            val: Tensor::from_data(TensorData::new(val, [n, t, 1]), device),
+            votes: Tensor::from_data(TensorData::new(votes, [n, SOURCES, classes]), device),
+            dense: Tensor::from_data(TensorData::new(dense_input(dense), [n, DENSE]), device),
+        }
+    }
+}
+
+/// A trained model for one layer: everything needed to predict, and nothing else.
+#[derive(Debug)]
+pub struct TrainedModel {
+    kind: LayerKind,
+    classes: Vec<SublistId>,
+    vocab: Vec<u64>,
+    lookup: HashMap<u64, u32>,
+    reference: Reference,
+    temperature: f32,
+    threshold: f32,
+    hidden: usize,
+    metrics: Metrics,
+    net: Net,
+    device: Device,
+}
+
+/// What is stored beside the weights.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    schema: u32,
+    kind: LayerKind,
+    classes: Vec<SublistId>,
+    vocab: Vec<u64>,
+    reference: Reference,
+    temperature: f32,
+    threshold: f32,
+    hidden: usize,
+    metrics: Metrics,
+}
+
+const MAGIC: &[u8; 4] = b"SLM1";
+
+/// Checks labels against the layer's rules and turns them into class-index sets.
+pub fn class_sets(
+    kind: LayerKind,
+    classes: &[SublistId],
+    labels: &[Label],
+) -> Result<Vec<Vec<usize>>, LearnError> {
+    let rules = kind.rules();
+    labels
+        .iter()
+        .map(|l| match l {
+            Label::Void if rules.complete => Err(LearnError::BadLabel(
+                "a complete layer has a track labelled with the void".into(),
+            )),
+            Label::Void => Ok(Vec::new()),
+            Label::Sublists(set) => {
+                if rules.mutual && set.len() > 1 {
+                    return Err(LearnError::BadLabel(
+                        "a mutual layer has a track labelled with several sublists".into(),
+                    ));
+                }
+                set.iter()
+                    .map(|id| {
+                        classes.iter().position(|c| c == id).ok_or_else(|| {
+                            LearnError::BadLabel(format!("sublist {} is not in the layer", id.0))
+                        })
+                    })
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// Number of softmax outputs: the sublists, plus the void in incomplete layers.
+fn outputs(kind: LayerKind, classes: usize) -> usize {
+    classes + usize::from(!kind.rules().complete)
+}
+
+/// Soft target of one label: its sublists share the mass; the void is the last output.
+fn target(set: &[usize], outputs: usize) -> Vec<f32> {
+    let mut t = vec![0.0; outputs];
+    if set.is_empty() {
+        t[outputs - 1] = 1.0;
+    } else {
+        for &c in set {
+            t[c] = 1.0 / set.len() as f32;
+        }
+    }
+    t
+}
+
+fn log_softmax_rows(logits: &[f32], c: usize, temperature: f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(logits.len());
+    for row in logits.chunks(c) {
+        let max = row
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, x| m.max(x / temperature));
+        let lse = row
+            .iter()
+            .map(|x| (x / temperature - max).exp())
+            .sum::<f32>()
+            .ln()
+            + max;
+        out.extend(row.iter().map(|x| x / temperature - lse));
+    }
+    out
+}
+
+/// The decision for one track from calibrated probabilities (sublists first, then the void in
+/// incomplete layers). Returns the chosen classes (empty: the void) and the confidence.
+pub(crate) fn decide(
+    kind: LayerKind,
+    probs: &[f32],
+    k: usize,
+    threshold: f32,
+) -> (Vec<usize>, f32) {
+    let top = argmax(probs);
+    let confidence = probs[top];
+    if top == k {
+        return (Vec::new(), confidence);
+    }
+    let mut set = vec![top];
+    if !kind.rules().mutual {
+        for (c, p) in probs.iter().enumerate().take(k) {
+            if c != top && *p >= threshold {
+                set.push(c);
+            }
+        }
+        set.sort_unstable();
+    }
+    (set, confidence)
+}
+
+fn argmax(xs: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, x) in xs.iter().enumerate() {
+        if *x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// samples-F1 of one decision against the truth (empty against empty scores 1).
+pub fn set_f1(pred: &[usize], truth: &[usize]) -> f32 {
+    if pred.is_empty() && truth.is_empty() {
+        return 1.0;
+    }
+    let both = pred.iter().filter(|p| truth.contains(p)).count();
+    2.0 * both as f32 / (pred.len() + truth.len()) as f32
+}
+
+struct Prepared {
+    rows: Vec<Vec<(u32, f32)>>,
+    dense: Vec<[f32; KNN_DIMS]>,
+    targets: Vec<Vec<f32>>,
+    weights: Vec<f32>,
+}
+
+/// Trains a model for one layer on `tracks` labelled with `labels` (class-index sets into
+/// `classes`; empty is the void).
+pub fn train(
+    compute: &Compute,
+    kind: LayerKind,
+    classes: &[SublistId],
+    tracks: &[LikedTrack],
+    labels: &[Vec<usize>],
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainedModel, LearnError> {
+    if tracks.len() != labels.len() {
+        return Err(LearnError::BadLabel(format!(
+            "{} tracks but {} labels",
+            tracks.len(),
+            labels.len()
+        )));
+    }
+    if tracks.is_empty() {
+        return Err(LearnError::NoLabels);
+    }
+    if classes.is_empty() {
+        return Err(LearnError::BadLabel("the layer has no sublists".into()));
+    }
+    let rules = kind.rules();
+    for set in labels {
+        if set.iter().any(|&c| c >= classes.len()) {
+            return Err(LearnError::BadLabel("a class index is out of range".into()));
+        }
+        if set.is_empty() && rules.complete {
+            return Err(LearnError::BadLabel(
+                "a complete layer has a track labelled with the void".into(),
+            ));
+        }
+        if set.len() > 1 && rules.mutual {
+            return Err(LearnError::BadLabel(
+                "a mutual layer has a track labelled with several sublists".into(),
+            ));
+        }
+    }
+    let k = classes.len();
+    let c = outputs(kind, k);
+    let encoded = encode_all(tracks);
+
+    // Shuffle once (seeded) so folds and the neighbour sample are spread.
+    let mut order: Vec<usize> = (0..tracks.len()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ tracks.len() as u64);
+    order.shuffle(&mut rng);
+    let enc: Vec<_> = order.iter().map(|&i| &encoded[i]).collect();
+    let sets: Vec<&Vec<usize>> = order.iter().map(|&i| &labels[i]).collect();
+    let n = enc.len();
+
+    // Vocabulary: the most frequent tokens of the labelled tracks.
+    let mut counts: HashMap<u64, u32> = HashMap::new();
+    for e in &enc {
+        for (h, _) in &e.tokens {
+            *counts.entry(*h).or_default() += 1;
+        }
+    }
+    let mut vocab: Vec<(u64, u32)> = counts.into_iter().collect();
+    vocab.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    vocab.truncate(config.max_vocab);
+    let vocab: Vec<u64> = vocab.into_iter().map(|(h, _)| h).collect();
+    let lookup: HashMap<u64, u32> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (*h, i as u32 + 1))
+        .collect();
+    let rows: Vec<Vec<(u32, f32)>> = enc.iter().map(|e| token_row(&e.tokens, &lookup)).collect();
+
+    // Targets and class weights (inverse frequency, so small sublists count as much).
+    let targets: Vec<Vec<f32>> = sets.iter().map(|s| target(s, c)).collect();
+    let mut freq = vec![0f32; c];
+    for t in &targets {
+        for (f, x) in freq.iter_mut().zip(t) {
+            *f += x;
+        }
+    }
+    let present = freq.iter().filter(|f| **f > 0.0).count().max(1) as f32;
+    let class_weight: Vec<f32> = freq
+        .iter()
+        .map(|f| {
+            if *f > 0.0 {
+                n as f32 / (present * f)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let weights: Vec<f32> = targets
+        .iter()
+        .map(|t| t.iter().zip(&class_weight).map(|(a, b)| a * b).sum())
+        .collect();
+    let all = Prepared {
+        rows,
+        dense: enc.iter().map(|e| e.knn).collect(),
+        targets,
+        weights,
+    };
+
+    let folds = if n >= 2 * config.folds.max(2) {
+        config.folds
+    } else {
+        0
+    };
+    let checks = config.max_epochs / config.check_every.max(1);
+    let total_epochs = (folds + 1) * config.max_epochs;
+    let mut done = 0usize;
+
+    // Out-of-fold logits at each check, for early stopping, calibration and the threshold.
+    let mut oof = vec![vec![0f32; n * c]; checks];
+    if folds > 0 {
+        let fold_of = stratified_folds(&sets, folds, k);
+        for f in 0..folds {
+            let tr: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
+            let ho: Vec<usize> = (0..n).filter(|&i| fold_of[i] == f).collect();
+            let tr_enc: Vec<_> = tr.iter().map(|&i| enc[i]).collect();
+            let ho_enc: Vec<_> = ho.iter().map(|&i| enc[i]).collect();
+            let tr_targets: Vec<Vec<f32>> = tr.iter().map(|&i| all.targets[i].clone()).collect();
+            let reference = Reference::new(&tr_enc, tr_targets);
+            let tr_votes = reference.votes_all(&tr_enc, true, c);
+            let ho_votes = reference.votes_all(&ho_enc, false, c);
+            let part = |idx: &[usize]| Prepared {
+                rows: idx.iter().map(|&i| all.rows[i].clone()).collect(),
+                dense: idx.iter().map(|&i| all.dense[i]).collect(),
+                targets: idx.iter().map(|&i| all.targets[i].clone()).collect(),
+                weights: idx.iter().map(|&i| all.weights[i]).collect(),
+            };
+            let held_rows: Vec<Vec<(u32, f32)>> = ho.iter().map(|&i| all.rows[i].clone()).collect();
+            let held_dense: Vec<_> = ho.iter().map(|&i| all.dense[i]).collect();
+            let held = Batch::new(&held_rows, &held_dense, ho_votes, c, &compute.device);
+            let held_truth: Vec<usize> = ho.iter().map(|&i| argmax(&all.targets[i])).collect();
+            fit(
+                &compute.device,
+                &part(&tr),
+                tr_votes,
+                vocab.len() + 1,
+                c,
+                config,
+                config.max_epochs,
+                &mut |epoch, loss, net: &Net| {
+                    done += config.check_every;
+                    let logits = read(net.valid().forward(&held));
+                    let check = epoch / config.check_every - 1;
+                    let mut right = 0;
+                    for (j, &i) in ho.iter().enumerate() {
+                        let row = &logits[j * c..(j + 1) * c];
+                        oof[check][i * c..(i + 1) * c].copy_from_slice(row);
+                        right += usize::from(argmax(row) == held_truth[j]);
+                    }
+                    progress(Progress {
+                        epoch: done,
+                        epochs: total_epochs,
+                        loss,
+                        held_out_accuracy: Some(right as f32 / ho.len().max(1) as f32),
+                    });
+                },
+            );
+        }
+    }
+
+    // Early stopping: the check with the lowest out-of-fold loss; then temperature and threshold.
+    let (epochs, temperature, threshold, held_acc, held_f1) = if folds > 0 {
+        let nll = |logits: &[f32], t: f32| -> f32 {
+            let lp = log_softmax_rows(logits, c, t);
+            let mut s = 0.0;
+            for i in 0..n {
+                for j in 0..c {
+                    s -= all.weights[i] * all.targets[i][j] * lp[i * c + j];
+                }
+            }
+            s
+        };
+        let best = (0..checks)
+            .min_by(|a, b| nll(&oof[*a], 1.0).total_cmp(&nll(&oof[*b], 1.0)))
+            .unwrap_or(checks.saturating_sub(1));
+        let logits = &oof[best];
+        let temperature = (0..40)
+            .map(|i| (0.2f32.ln() + (25f32.ln()) * i as f32 / 39.0).exp())
+            .min_by(|a, b| nll(logits, *a).total_cmp(&nll(logits, *b)))
+            .unwrap_or(1.0);
+        let probs: Vec<f32> = log_softmax_rows(logits, c, temperature)
+            .into_iter()
+            .map(f32::exp)
+            .collect();
+        let truth: Vec<Vec<usize>> = sets.iter().map(|s| (*s).clone()).collect();
+        let score = |th: f32| -> f32 {
+            (0..n)
+                .map(|i| {
+                    set_f1(
+                        &decide(kind, &probs[i * c..(i + 1) * c], k, th).0,
+                        &truth[i],
+                    )
+                })
+                .sum::<f32>()
+                / n as f32
+        };
+        let threshold = if rules.mutual {
+            1.0
+        } else {
+            [2.0f32, 0.5, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1]
+                .into_iter()
+                .fold((2.0, f32::NEG_INFINITY), |(bt, bs), th| {
+                    let s = score(th);
+                    if s > bs + 1e-6 { (th, s) } else { (bt, bs) }
+                })
+                .0
+        };
+        let acc = (0..n)
+            .filter(|&i| argmax(&probs[i * c..(i + 1) * c]) == argmax(&all.targets[i]))
+            .count() as f32
+            / n as f32;
+        (
+            (best + 1) * config.check_every,
+            temperature,
+            threshold,
+            Some(acc),
+            Some(score(threshold)),
+        )
+    } else {
+        (config.max_epochs / 2, 1.0, 0.5, None, None)
+    };
+
+    // Final fit on every label.
+    let reference = Reference::new(&enc, all.targets.clone());
+    let votes = reference.votes_all(&enc, true, c);
+    let net = fit(
+        &compute.device,
+        &all,
+        votes,
+        vocab.len() + 1,
+        c,
+        config,
+        epochs,
+        &mut |_, loss, _| {
+            done += config.check_every;
+            progress(Progress {
+                epoch: done.min(total_epochs),
+                epochs: total_epochs,
+                loss,
+                held_out_accuracy: held_acc,
+            });
+        },
+    );
+    progress(Progress {
+        epoch: total_epochs,
+        epochs: total_epochs,
+        loss: f32::NAN,
+        held_out_accuracy: held_acc,
+    });
+    let cpu = Device::flex();
+    Ok(TrainedModel {
+        kind,
+        classes: classes.to_vec(),
+        vocab,
+        lookup,
+        reference,
+        temperature,
+        threshold,
+        hidden: config.hidden,
+        metrics: Metrics {
+            labels: n,
+            held_out_accuracy: held_acc,
+            held_out_f1: held_f1,
+            epochs,
+            temperature,
+            threshold: (!rules.mutual && threshold <= 1.0).then_some(threshold),
+        },
+        net: net.valid().to_device(&cpu),
+        device: cpu,
+    })
+}
+
+fn dense_input(rows: &[[f32; KNN_DIMS]]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows.len() * DENSE);
+    for r in rows {
+        out.extend(
+            r.iter()
+                .map(|x| if x.is_nan() { 0.0 } else { x.clamp(-5.0, 5.0) }),
+        );
+        out.extend(r.iter().map(|x| if x.is_nan() { 1.0 } else { 0.0 }));
+    }
+    out
+}
+
+fn token_row(tokens: &[(u64, f32)], lookup: &HashMap<u64, u32>) -> Vec<(u32, f32)> {
+    tokens
+        .iter()
+        .filter_map(|(h, v)| lookup.get(h).map(|i| (*i, *v)))
+        .collect()
+}
+
+/// Folds that hold each class's tracks in turn.
+fn stratified_folds(sets: &[&Vec<usize>], folds: usize, k: usize) -> Vec<usize> {
+    let mut next = vec![0usize; k + 1];
+    sets.iter()
+        .map(|s| {
+            let class = s.first().copied().unwrap_or(k);
+            let f = next[class] % folds;
+            next[class] += 1;
+            f
+        })
+        .collect()
+}
+
+fn read(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap_or_default()
+}
+
+/// Full-batch training for `epochs`; `check` is called every `check_every` epochs.
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    device: &Device,
+    data: &Prepared,
+    votes: Vec<f32>,
+    vocab: usize,
+    c: usize,
+    config: &TrainConfig,
+    epochs: usize,
+    check: &mut dyn FnMut(usize, f32, &Net),
+) -> Net {
+    let ad = device.clone().autodiff();
+    let n = data.rows.len();
+    let batch = Batch::new(&data.rows, &data.dense, votes, c, &ad);
+    let targets: Vec<f32> = data.targets.iter().flatten().copied().collect();
+    let targets = Tensor::<2>::from_data(TensorData::new(targets, [n, c]), &ad);
+    let wsum: f32 = data.weights.iter().sum::<f32>().max(1e-6);
+    let weights: Vec<f32> = data.weights.iter().map(|w| w / wsum).collect();
+    let weights = Tensor::<2>::from_data(TensorData::new(weights, [n, 1]), &ad);
+    let l2 = config.l2 / n as f32;
+    let mut net = Net::new(vocab, c, config.trust, config.hidden, &ad);
+    let mut optim = AdamConfig::new().init();
+    for epoch in 1..=epochs {
+        let logits = net.forward(&batch);
+        let lp = activation::log_softmax(logits, 1);
+        let ce = (lp * targets.clone() * weights.clone()).sum().neg();
+        let penalty = net.tokens.val().powi_scalar(2).sum().mul_scalar(l2);
+        let loss = match net.dense_penalty() {
+            Some(p) => ce + penalty + p.mul_scalar(config.dense_l2 / n as f32),
+            None => ce + penalty,
+        };
+        let report = epoch % config.check_every.max(1) == 0;
+        let loss_value = if report {
+            loss.clone()
+                .into_data()
+                .try_into_vec::<f32>()
+                .ok()
+                .and_then(|v| v.first().copied())
+        } else {
+            None
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(config.learning_rate, net, grads);
+        if let Some(l) = loss_value {
+            check(epoch, l, &net);
+        }
+    }
+    net
+}
+
+impl TrainedModel {
+    pub fn kind(&self) -> LayerKind {
+        self.kind
+    }
+
+    /// The sublists the model knows, in its class order.
+    pub fn classes(&self) -> &[SublistId] {
+        &self.classes
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Raw (uncalibrated) output scores, `outputs` per track.
+    fn logits(&self, tracks: &[LikedTrack]) -> Vec<f32> {
+        let c = outputs(self.kind, self.classes.len());
+        let mut out = Vec::with_capacity(tracks.len() * c);
+        for chunk in tracks.chunks(4096) {
+            let encoded = encode_all(chunk);
+            let refs: Vec<_> = encoded.iter().collect();
+            let votes = self.reference.votes_all(&refs, false, c);
+            let rows: Vec<_> = encoded
+                .iter()
+                .map(|e| token_row(&e.tokens, &self.lookup))
+                .collect();
+            let dense: Vec<_> = encoded.iter().map(|e| e.knn).collect();
+            let batch = Batch::new(&rows, &dense, votes, c, &self.device);
+            out.extend(read(self.net.forward(&batch)));
+        }
+        out
+    }
+
+    /// Calibrated probabilities per track: the sublists, then the void in incomplete layers.
+    pub fn probabilities(&self, tracks: &[LikedTrack]) -> Vec<Vec<f32>> {
+        let c = outputs(self.kind, self.classes.len());
+        log_softmax_rows(&self.logits(tracks), c, self.temperature)
+            .chunks(c)
+            .map(|r| r.iter().map(|x| x.exp()).collect())
+            .collect()
+    }
+
+    /// Where each track goes, with its confidence. Every decision obeys the layer's rules.
+    pub fn predict(&self, tracks: &[LikedTrack]) -> Vec<Prediction> {
+        let k = self.classes.len();
+        self.probabilities(tracks)
+            .into_iter()
+            .map(|p| {
+                let (set, confidence) = decide(self.kind, &p, k, self.threshold);
+                Prediction {
+                    label: Label::from_set(set.iter().map(|&i| self.classes[i]).collect()),
+                    confidence,
+                    probabilities: self
+                        .classes
+                        .iter()
+                        .copied()
+                        .zip(p.iter().copied())
+                        .collect(),
+                    void_probability: p.get(k).copied(),
+                }
+            })
+            .collect()
+    }
+
+    /// Serialises the model: a header, the settings and reference labels (JSON), then the
+    /// burn weights (burnpack).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LearnError> {
+        let meta = Meta {
+            schema: FEATURE_SCHEMA,
+            kind: self.kind,
+            classes: self.classes.clone(),
+            vocab: self.vocab.clone(),
+            reference: self.reference.clone(),
+            temperature: self.temperature,
+            threshold: self.threshold,
+            hidden: self.hidden,
+            metrics: self.metrics.clone(),
+        };
+        let meta = serde_json::to_vec(&meta).map_err(|e| LearnError::Corrupt(e.to_string()))?;
+        let weights = self
+            .net
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| LearnError::Corrupt(format!("{e:?}")))?;
+        let mut out = Vec::with_capacity(12 + meta.len() + weights.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FEATURE_SCHEMA.to_le_bytes());
+        out.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        out.extend_from_slice(&meta);
+        out.extend_from_slice(&weights);
+        Ok(out)
+    }
+
+    /// Loads a model saved by [`TrainedModel::to_bytes`]; it predicts exactly as before.
+    pub fn from_bytes(bytes: &[u8]) -> Result<TrainedModel, LearnError> {
+        if bytes.len() < 16 || &bytes[..4] != MAGIC {
+            return Err(LearnError::Corrupt("not a sublist model".into()));
+        }
+        let schema = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        if schema != FEATURE_SCHEMA {
+            return Err(LearnError::SchemaMismatch {
+                stored: schema,
+                current: FEATURE_SCHEMA,
+            });
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&bytes[8..16]);
+        let len = usize::try_from(u64::from_le_bytes(len))
+            .map_err(|_| LearnError::Corrupt("bad header".into()))?;
+        let end = 16usize
+            .checked_add(len)
+            .filter(|e| *e <= bytes.len())
+            .ok_or_else(|| LearnError::Corrupt("truncated".into()))?;
+        let mut meta: Meta = serde_json::from_slice(&bytes[16..end])
+            .map_err(|e| LearnError::Corrupt(e.to_string()))?;
+        meta.reference.build_index();
+        let c = outputs(meta.kind, meta.classes.len());
+        if meta.classes.is_empty() || meta.reference.targets.iter().any(|t| t.len() != c) {
+            return Err(LearnError::Corrupt("inconsistent classes".into()));
+        }
+        let device = Device::flex();
+        let record =
+            burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes[end..].to_vec()))
+                .map_err(|e| LearnError::Corrupt(format!("{e:?}")))?;
+        let net = Net::new(
+            meta.vocab.len() + 1,
+            c,
+            [0.0; SOURCES],
+            meta.hidden,
+            &device,
+        )
+        .try_load_record(record)
+        .map_err(|e| LearnError::Corrupt(format!("{e:?}")))?;
+        if net.tokens.dims() != [meta.vocab.len() + 1, c] {
+            return Err(LearnError::Corrupt("weights do not fit the classes".into()));
+        }
+        let lookup = meta
+            .vocab
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (*h, i as u32 + 1))
+            .collect();
+        Ok(TrainedModel {
+            kind: meta.kind,
+            classes: meta.classes,
+            vocab: meta.vocab,
+            lookup,
+            reference: meta.reference,
+            temperature: meta.temperature,
+            threshold: meta.threshold,
+            hidden: meta.hidden,
+            metrics: meta.metrics,
+            net,
+            device,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_obey_the_four_rules() {
+        let p = [0.30, 0.28, 0.02, 0.40];
+        let (set, conf) = decide(LayerKind::MutualIncomplete, &p, 3, 0.2);
+        assert!(set.is_empty());
+        assert!((conf - 0.40).abs() < 1e-6);
+        let (set, _) = decide(LayerKind::MultiIncomplete, &p, 3, 0.2);
+        assert!(set.is_empty(), "void on top means the void");
+        let p = [0.45, 0.40, 0.15];
+        assert_eq!(decide(LayerKind::MutualComplete, &p, 3, 0.2).0, vec![0]);
+        assert_eq!(decide(LayerKind::MultiComplete, &p, 3, 0.2).0, vec![0, 1]);
+        assert_eq!(decide(LayerKind::MultiComplete, &p, 3, 2.0).0, vec![0]);
+    }
+
+    #[test]
+    fn f1_matches_the_protocol() {
+        assert_eq!(set_f1(&[], &[]), 1.0);
+        assert_eq!(set_f1(&[1], &[]), 0.0);
+        assert_eq!(set_f1(&[], &[1]), 0.0);
+        assert!((set_f1(&[1, 2], &[1]) - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn targets_share_mass_and_void_is_last() {
+        assert_eq!(target(&[], 3), vec![0.0, 0.0, 1.0]);
+        assert_eq!(target(&[0, 1], 3), vec![0.5, 0.5, 0.0]);
+    }
+}
