@@ -90,7 +90,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { .. } => not_built("run"),
+        Command::Run { config } => {
+            let config = Config::load(config.as_deref())?;
+            runtime()?.block_on(crate::app::run::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo => not_built("demo"),
         Command::Eval(args) => {
             crate::app::eval::run(args)?;

@@ -1,4 +1,86 @@
-//! The use cases that tie the rooms together.
+//! The use cases that tie the rooms together: link, label, train, sort, write, announce; the
+//! job handler the queue runs; the services the Discord bot calls; and the commands `run`,
+//! `demo`, `eval`, `bench`.
 
-pub mod loadbench;
+mod backend;
 pub mod eval;
+mod handler;
+pub mod loadbench;
+pub mod run;
+mod sorting;
+
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+
+use crate::config::PipelineConfig;
+use crate::discord::{BackendError, Linked, Notifier};
+use crate::domain::MemberId;
+use crate::jobs::{DevicePool, Queue};
+use crate::learn::Compute;
+use crate::spotify::Spotify;
+use crate::store::Store;
+
+pub use sorting::{LayerOutcome, SortOutcome};
+
+/// Everything a running sublist shares: the store, Spotify, the queue, the device workers and,
+/// once Discord is connected, the notifier. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    spotify: Spotify,
+    queue: Queue,
+    devices: DevicePool<Compute>,
+    pipeline: PipelineConfig,
+    notifier: OnceLock<Notifier>,
+    /// Members waiting for a link to complete through the web callback.
+    link_waiters: DashMap<MemberId, oneshot::Sender<Result<Linked, BackendError>>>,
+}
+
+impl App {
+    pub fn new(
+        store: Store,
+        spotify: Spotify,
+        queue: Queue,
+        devices: DevicePool<Compute>,
+        pipeline: PipelineConfig,
+    ) -> App {
+        App {
+            inner: Arc::new(Inner {
+                store,
+                spotify,
+                queue,
+                devices,
+                pipeline,
+                notifier: OnceLock::new(),
+                link_waiters: DashMap::new(),
+            }),
+        }
+    }
+
+    /// Gives the app the bot's voice, once Discord is connected.
+    pub fn set_notifier(&self, notifier: Notifier) {
+        let _ = self.inner.notifier.set(notifier);
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn spotify(&self) -> &Spotify {
+        &self.inner.spotify
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.inner.queue
+    }
+
+    fn notifier(&self) -> Option<&Notifier> {
+        self.inner.notifier.get()
+    }
+}

@@ -146,7 +146,8 @@ impl Notifier {
         Ok(())
     }
 
-    async fn announce(&self, member: MemberId, text: String) -> Result<(), Error> {
+    /// Posts `text` for the member: in the announcement channel, or by DM when none is set.
+    pub async fn announce(&self, member: MemberId, text: String) -> Result<(), Error> {
         prompts::send_to_member(
             &self.http,
             &self.store,

@@ -3,16 +3,7 @@
 
 use burn::tensor::Device;
 
-/// What the configuration asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DevicePref {
-    /// A real GPU when there is one, else the CPU.
-    #[default]
-    Auto,
-    Cpu,
-    Gpu,
-}
+pub use crate::config::DevicePref;
 
 /// The device models train and score on. Cheap to clone, `Send + Sync`.
 #[derive(Clone, Debug)]
@@ -34,14 +25,15 @@ impl Compute {
 
     /// Chooses the device once. Returns it and a line for the log saying what was chosen
     /// and why. A software rasterizer (llvmpipe, a wgpu adapter of type Cpu) is never taken
-    /// for a GPU; `Gpu` without a usable GPU falls back to the CPU and says so.
-    pub fn select(pref: DevicePref) -> (Compute, String) {
+    /// for a GPU. `Auto` without a usable GPU falls back to the CPU and says so; `Gpu` without
+    /// one is an error that says why.
+    pub fn select(pref: DevicePref) -> Result<(Compute, String), String> {
         match pref {
-            DevicePref::Cpu => (
+            DevicePref::Cpu => Ok((
                 Compute::cpu(),
                 "training on the CPU (flex), as configured".into(),
-            ),
-            DevicePref::Auto | DevicePref::Gpu => match probe_gpu() {
+            )),
+            DevicePref::Auto => Ok(match probe_gpu() {
                 Ok(c) => {
                     let line = format!("training on the GPU: {}", c.name);
                     (c, line)
@@ -50,7 +42,15 @@ impl Compute {
                     Compute::cpu(),
                     format!("training on the CPU (flex): no usable GPU ({why})"),
                 ),
-            },
+            }),
+            DevicePref::Gpu => probe_gpu()
+                .map(|c| {
+                    let line = format!("training on the GPU: {}", c.name);
+                    (c, line)
+                })
+                .map_err(|why| {
+                    format!("learn.device is \"gpu\" but no usable GPU was found: {why}")
+                }),
         }
     }
 

@@ -3,8 +3,8 @@
 //! table family, each an `impl Store` block. Secrets are sealed before they reach a row.
 
 mod cipher;
-mod jobs;
 mod guilds;
+mod jobs;
 mod labels;
 mod layers;
 mod links;
@@ -23,8 +23,8 @@ pub use labels::LabelCount;
 pub use links::{LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
 pub use models::StoredModel;
-pub use sync::SyncState;
 pub use prompts::{Prompt, PromptId, PromptState};
+pub use sync::SyncState;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -146,3 +146,27 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The member's motherlist with metadata, oldest like first.
+    pub async fn liked_tracks(
+        &self,
+        member: crate::domain::MemberId,
+    ) -> Result<Vec<crate::domain::LikedTrack>> {
+        let rows = sqlx::query(
+            "SELECT t.*, l.added_at AS liked_at FROM liked l JOIN tracks t ON t.id = l.track_id
+             WHERE l.member_id = ? ORDER BY l.added_at, t.id",
+        )
+        .bind(member.0 as i64)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::domain::LikedTrack {
+                    track: track_from_row(r)?,
+                    added_at: r.get("liked_at"),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,533 @@
+//! The services the Discord bot calls: linking, playlists, questions, training, refresh and
+//! status, each answering with a sentence the member can read when it can't be done.
+
+use std::collections::HashSet;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::App;
+use super::sorting::SortOutcome;
+use crate::discord::{
+    Backend, BackendError, Guess, Imported, LayerRefresh, LinkStart, LinkState, Linked,
+    MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary, TrainResult,
+    TrainTicket, TrainUpdate, async_trait,
+};
+use crate::domain::{Label, LabelSource, LayerId, MemberId, SpotifyAccount};
+use crate::jobs::{JobKind, JobStatus, Priority};
+use crate::spotify::{LinkError, SpotifyError};
+use crate::store::JobState;
+
+fn refused(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Refused(e.to_string())
+}
+
+fn spotify_error(e: SpotifyError) -> BackendError {
+    match e {
+        SpotifyError::Store(s) => BackendError::Internal(s.into()),
+        other => refused(other),
+    }
+}
+
+fn link_error(e: LinkError) -> BackendError {
+    match e {
+        LinkError::Spotify(s) => spotify_error(s),
+        other => refused(other),
+    }
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> BackendError {
+    BackendError::Internal(e.into())
+}
+
+impl SortOutcome {
+    /// The summary the bot renders for a refresh.
+    pub fn to_summary(&self) -> RefreshSummary {
+        RefreshSummary {
+            new_tracks: self.new_tracks,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerRefresh {
+                    layer: l.layer,
+                    layer_name: l.layer_name.clone(),
+                    added: l.added.clone(),
+                    to_void: l.to_void,
+                    waiting: l.waiting.len() as u32,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl App {
+    /// Questions for the tracks a sort left waiting, newest first, with the model's guess.
+    pub(crate) async fn prompt_requests_for(
+        &self,
+        member: MemberId,
+        outcome: &SortOutcome,
+    ) -> anyhow::Result<Vec<PromptRequest>> {
+        let mut out = Vec::new();
+        for layer in &outcome.layers {
+            if layer.waiting.is_empty() {
+                continue;
+            }
+            let ids: HashSet<_> = layer.waiting.iter().collect();
+            let mut candidates: Vec<_> = self
+                .store()
+                .liked_tracks(member)
+                .await?
+                .into_iter()
+                .filter(|t| ids.contains(&t.track.id))
+                .collect();
+            candidates.reverse();
+            out.extend(
+                self.questions(member, layer.layer, candidates, usize::MAX)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Up to `n` questions about `candidates` in one layer, in the active ranking's order.
+    async fn questions(
+        &self,
+        member: MemberId,
+        layer: LayerId,
+        candidates: Vec<crate::domain::LikedTrack>,
+        n: usize,
+    ) -> anyhow::Result<Vec<PromptRequest>> {
+        let model = self.load_model(layer).await?;
+        let (order, guesses) = tokio::task::spawn_blocking(move || {
+            let order = crate::learn::rank_questions(model.as_ref(), &candidates, n);
+            let chosen: Vec<_> = order.iter().map(|i| candidates[*i].clone()).collect();
+            let guesses = model.map(|m| m.predict(&chosen));
+            (chosen, guesses)
+        })
+        .await?;
+        Ok(order
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| PromptRequest {
+                member,
+                layer,
+                track: t.track,
+                guess: guesses.as_ref().and_then(|g| g.get(i)).map(|p| Guess {
+                    label: p.label.clone(),
+                    confidence: p.confidence,
+                }),
+            })
+            .collect())
+    }
+
+    /// Tracks no person labelled yet in a layer, that no open prompt asks about.
+    async fn unlabelled(
+        &self,
+        member: MemberId,
+        layer: LayerId,
+    ) -> anyhow::Result<Vec<crate::domain::LikedTrack>> {
+        let labelled: HashSet<_> = self
+            .store()
+            .labels(layer)
+            .await?
+            .into_iter()
+            .filter(|l| l.source.is_ground_truth())
+            .map(|l| l.track)
+            .collect();
+        let asked: HashSet<_> = self
+            .store()
+            .prompted_tracks(layer)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(self
+            .store()
+            .liked_tracks(member)
+            .await?
+            .into_iter()
+            .filter(|t| !labelled.contains(&t.track.id) && !asked.contains(&t.track.id))
+            .collect())
+    }
+
+    /// Posts questions for every layer's unlabelled tracks, within the member's budget.
+    pub(crate) async fn post_waiting_prompts(&self, member: MemberId) -> anyhow::Result<usize> {
+        let Some(notifier) = self.notifier() else {
+            return Ok(0);
+        };
+        let requests = self.pick(member, None, 25).await?;
+        Ok(notifier.post_prompts(member, requests).await?.posted.len())
+    }
+
+    async fn pick(
+        &self,
+        member: MemberId,
+        layer: Option<LayerId>,
+        count: u32,
+    ) -> anyhow::Result<Vec<PromptRequest>> {
+        let layers: Vec<_> = self
+            .store()
+            .layers(member)
+            .await?
+            .into_iter()
+            .filter(|l| !l.sublists.is_empty() && layer.is_none_or(|id| id == l.id))
+            .collect();
+        let mut out = Vec::new();
+        let per_layer = (count as usize).div_ceil(layers.len().max(1));
+        for l in &layers {
+            let candidates = self.unlabelled(member, l.id).await?;
+            out.extend(self.questions(member, l.id, candidates, per_layer).await?);
+        }
+        out.truncate(count as usize);
+        Ok(out)
+    }
+
+    /// The first full sync after a link, and what to tell the member.
+    async fn after_link(&self, member: MemberId, account: &SpotifyAccount) -> Linked {
+        let display_name = account
+            .display_name
+            .clone()
+            .unwrap_or_else(|| account.user_id.clone());
+        if let Err(e) = self.spotify().sync_motherlist(member, &|_| {}).await {
+            tracing::warn!(member = member.0, error = %e, "first sync after linking failed");
+        }
+        let liked_songs = self
+            .store()
+            .liked_ids(member)
+            .await
+            .map_or(0, |ids| ids.len() as u64);
+        Linked {
+            display_name,
+            liked_songs,
+        }
+    }
+
+    /// Completes the waiting `/link` of a member whose link arrived through the web callback.
+    pub async fn link_completed(&self, member: MemberId, account: SpotifyAccount) {
+        let linked = self.after_link(member, &account).await;
+        if let Some((_, tx)) = self.inner.link_waiters.remove(&member) {
+            let _ = tx.send(Ok(linked));
+        }
+    }
+
+    async fn train_updates(&self, job: crate::store::JobId, tx: mpsc::Sender<TrainUpdate>) {
+        let Ok(Some(mut rx)) = self.queue().subscribe(job).await else {
+            return;
+        };
+        loop {
+            let status = rx.borrow_and_update().clone();
+            let update = match status {
+                JobStatus::Queued => match self.queue().position(job).await {
+                    Ok(Some(p)) => TrainUpdate::Queued {
+                        position: p as u32 + 1,
+                    },
+                    _ => TrainUpdate::Queued { position: 1 },
+                },
+                JobStatus::Running { progress, .. } => TrainUpdate::Running {
+                    epoch: progress.map_or(0, |p| p.epoch),
+                    epochs: progress.map_or(0, |p| p.epochs),
+                },
+                JobStatus::Done { result } => {
+                    let trained: Option<super::sorting::Trained> =
+                        serde_json::from_value(result).ok();
+                    TrainUpdate::Done(match trained {
+                        Some(t) => TrainResult {
+                            accuracy: t.accuracy.unwrap_or(0.0),
+                            previous_accuracy: t.previous_accuracy,
+                            summary: format!(
+                                "Learned from {} labelled tracks on {}; your sublists are being re-sorted with it.",
+                                t.labels, t.device
+                            ),
+                        },
+                        None => TrainResult {
+                            accuracy: 0.0,
+                            previous_accuracy: None,
+                            summary: "Training finished.".into(),
+                        },
+                    })
+                }
+                JobStatus::Failed { error } => TrainUpdate::Failed(error),
+                JobStatus::Cancelled => TrainUpdate::Cancelled,
+            };
+            let last = matches!(
+                update,
+                TrainUpdate::Done(_) | TrainUpdate::Failed(_) | TrainUpdate::Cancelled
+            );
+            if tx.send(update).await.is_err() || last || rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for App {
+    async fn begin_link(&self, member: MemberId) -> Result<LinkStart, BackendError> {
+        let start = self
+            .spotify()
+            .start_link(member)
+            .await
+            .map_err(link_error)?;
+        let (tx, rx) = oneshot::channel();
+        self.inner.link_waiters.insert(member, tx);
+        Ok(LinkStart {
+            consent_url: start.url,
+            completed: rx,
+        })
+    }
+
+    async fn complete_link(
+        &self,
+        member: MemberId,
+        pasted_url: &str,
+    ) -> Result<Linked, BackendError> {
+        let account = self
+            .spotify()
+            .complete_link_paste(member, pasted_url)
+            .await
+            .map_err(link_error)?;
+        let linked = self.after_link(member, &account).await;
+        if let Some((_, tx)) = self.inner.link_waiters.remove(&member) {
+            let _ = tx.send(Ok(linked.clone()));
+        }
+        Ok(linked)
+    }
+
+    async fn unlink(&self, member: MemberId) -> Result<(), BackendError> {
+        match self.spotify().unlink(member).await.map_err(spotify_error)? {
+            true => Ok(()),
+            false => Err(refused("You have no linked Spotify account.")),
+        }
+    }
+
+    async fn forget_member(&self, member: MemberId) -> Result<(), BackendError> {
+        for job in self.store().live_jobs(member).await.map_err(internal)? {
+            let _ = self.queue().cancel(job.id).await;
+        }
+        self.store().delete_member(member).await.map_err(internal)?;
+        self.inner.link_waiters.remove(&member);
+        Ok(())
+    }
+
+    async fn playlists(&self, member: MemberId) -> Result<Vec<PlaylistSummary>, BackendError> {
+        Ok(self
+            .spotify()
+            .list_playlists(member)
+            .await
+            .map_err(spotify_error)?
+            .into_iter()
+            .filter(|p| p.editable)
+            .map(|p| PlaylistSummary {
+                id: p.id,
+                name: p.name,
+                tracks: p.total.unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn import_playlist(
+        &self,
+        member: MemberId,
+        layer: LayerId,
+        playlist_id: &str,
+        name: &str,
+        emoji: &str,
+    ) -> Result<Imported, BackendError> {
+        self.member_layer(member, layer)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| refused("That layer doesn't exist."))?;
+        let sublist = self
+            .store()
+            .add_sublist(layer, name, emoji)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Domain(d) => refused(d),
+                other => internal(other),
+            })?;
+        let tracks = match self
+            .spotify()
+            .adopt_playlist(member, sublist.id, playlist_id)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                // Nothing half-done: the new sublist goes again.
+                let _ = self.store().remove_sublist(sublist.id).await;
+                return Err(spotify_error(e));
+            }
+        };
+        let layer = self
+            .store()
+            .layer(layer)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| refused("That layer doesn't exist."))?;
+        let mut labelled = 0;
+        for t in &tracks {
+            let current = self.store().label(layer.id, t).await.map_err(internal)?;
+            let base = current
+                .filter(|l| l.source.is_ground_truth())
+                .map_or(Label::Void, |l| l.label);
+            let label = base.toggled(&layer, sublist.id, true);
+            if self
+                .store()
+                .set_label(&layer, t, &label, LabelSource::Imported, None)
+                .await
+                .map_err(internal)?
+            {
+                labelled += 1;
+            }
+        }
+        Ok(Imported {
+            sublist: sublist.id,
+            labelled,
+        })
+    }
+
+    async fn pick_prompts(
+        &self,
+        member: MemberId,
+        layer: Option<LayerId>,
+        count: u32,
+    ) -> Result<Vec<PromptRequest>, BackendError> {
+        self.pick(member, layer, count).await.map_err(internal)
+    }
+
+    async fn queue_training(
+        &self,
+        member: MemberId,
+        layer: Option<LayerId>,
+    ) -> Result<TrainTicket, BackendError> {
+        let layers: Vec<_> = self
+            .store()
+            .layers(member)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|l| layer.is_none_or(|id| id == l.id))
+            .collect();
+        if layers.is_empty() {
+            return Err(refused(
+                "You have no layer to train yet: make one with /layers create.",
+            ));
+        }
+        let mut first = None;
+        for l in &layers {
+            let queued = self
+                .queue()
+                .enqueue(
+                    JobKind::Train {
+                        member,
+                        layer: l.id,
+                    },
+                    Priority::Manual,
+                )
+                .await
+                .map_err(internal)?;
+            first.get_or_insert(queued.id);
+        }
+        let job = first.ok_or_else(|| refused("Nothing to train."))?;
+        let position = self
+            .queue()
+            .position(job)
+            .await
+            .map_err(internal)?
+            .map_or(0, |p| p as u32 + 1);
+        let (tx, rx) = mpsc::channel(16);
+        let app = self.clone();
+        tokio::spawn(async move { app.train_updates(job, tx).await });
+        Ok(TrainTicket {
+            job: crate::discord::JobId(job.0),
+            position,
+            progress: rx,
+        })
+    }
+
+    async fn cancel_training(&self, member: MemberId) -> Result<u32, BackendError> {
+        let mut n = 0;
+        for job in self.store().live_jobs(member).await.map_err(internal)? {
+            if job.kind == "train" {
+                self.queue().cancel(job.id).await.map_err(internal)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn refresh(&self, member: MemberId) -> Result<RefreshSummary, BackendError> {
+        let report = self
+            .spotify()
+            .sync_motherlist(member, &|_| {})
+            .await
+            .map_err(spotify_error)?;
+        if let Err(e) = self.spotify().fill_audio(400).await {
+            tracing::warn!(error = %e, "audio descriptors unavailable");
+        }
+        let outcome = self
+            .sort_member_quietly(member, report.new_tracks.len() as u32)
+            .await
+            .map_err(|e| match e.downcast::<SpotifyError>() {
+                Ok(s) => spotify_error(s),
+                Err(e) => internal(e),
+            })?;
+        Ok(outcome.to_summary())
+    }
+
+    async fn status(&self, member: MemberId) -> Result<MemberStatus, BackendError> {
+        let link = match self
+            .spotify()
+            .link_info(member)
+            .await
+            .map_err(spotify_error)?
+        {
+            None => LinkState::NotLinked,
+            Some(l) if !l.active => LinkState::Expired,
+            Some(l) => LinkState::Linked {
+                display_name: l
+                    .account
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| l.account.user_id.clone()),
+                expires_at: l.refresh_expires_at,
+            },
+        };
+        let sync = self.store().sync_state(member).await.map_err(internal)?;
+        let liked_songs = self
+            .store()
+            .liked_ids(member)
+            .await
+            .map_err(internal)?
+            .len() as u64;
+        let mut jobs = Vec::new();
+        for row in self.store().live_jobs(member).await.map_err(internal)? {
+            let what = serde_json::from_str::<JobKind>(&row.payload)
+                .map(|k| super::handler::describe(&k).to_string())
+                .unwrap_or_else(|_| row.kind.clone());
+            let position = match row.state {
+                JobState::Queued => self
+                    .queue()
+                    .position(row.id)
+                    .await
+                    .map_err(internal)?
+                    .map(|p| p as u32 + 1),
+                _ => None,
+            };
+            jobs.push(QueuedJob {
+                job: crate::discord::JobId(row.id.0),
+                what,
+                position,
+            });
+        }
+        let quota_paused_until = self
+            .spotify()
+            .paused_until(member)
+            .await
+            .map_err(spotify_error)?;
+        Ok(MemberStatus {
+            link,
+            last_sync: sync.last_sync_at,
+            liked_songs,
+            jobs,
+            quota_paused_until,
+        })
+    }
+}

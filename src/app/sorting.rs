@@ -1,0 +1,503 @@
+//! Training a layer's model, and sorting a member's motherlist into their sublists with it:
+//! confident tracks are placed, uncertain ones wait for the member's answer, and the result is
+//! written to Spotify as the smallest change. Hand edits on Spotify become labels.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::App;
+use crate::domain::{
+    Label, LabelSource, LabelledTrack, Layer, LayerId, LikedTrack, MemberId, SublistId, TrackId,
+};
+use crate::jobs::{JobError, Progress, ProgressSender};
+use crate::learn::{self, FEATURE_SCHEMA, TrainConfig, TrainedModel};
+use crate::spotify::HandEdit;
+use crate::store::StoredModel;
+
+/// What training a layer produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trained {
+    pub layer: LayerId,
+    pub labels: u32,
+    pub accuracy: Option<f32>,
+    pub previous_accuracy: Option<f32>,
+    pub device: String,
+}
+
+/// What sorting one layer did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerOutcome {
+    pub layer: LayerId,
+    pub layer_name: String,
+    /// (sublist name, tracks added to its playlist), for sublists whose playlist changed.
+    pub added: Vec<(String, u32)>,
+    /// (sublist name, tracks removed from its playlist).
+    pub removed: Vec<(String, u32)>,
+    /// Tracks the model placed in the void this time.
+    pub to_void: u32,
+    /// Tracks that wait for the member's answer.
+    pub waiting: Vec<TrackId>,
+    /// Playlists made again because the member had deleted them.
+    pub recreated: Vec<String>,
+    /// Hand edits on Spotify that became labels.
+    pub hand_edits: u32,
+}
+
+/// What sorting a member's layers did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SortOutcome {
+    pub new_tracks: u32,
+    pub layers: Vec<LayerOutcome>,
+}
+
+impl SortOutcome {
+    /// Whether anything a member would care about happened.
+    pub fn changed(&self) -> bool {
+        self.new_tracks > 0
+            || self.layers.iter().any(|l| {
+                !l.added.is_empty()
+                    || !l.removed.is_empty()
+                    || l.to_void > 0
+                    || !l.recreated.is_empty()
+            })
+    }
+}
+
+fn to_indices(label: &Label, classes: &[SublistId]) -> Option<Vec<usize>> {
+    let set = label.sublists();
+    let idx: Vec<usize> = classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| set.contains(c))
+        .map(|(i, _)| i)
+        .collect();
+    // A label that only names sublists removed since is not a usable example.
+    (set.is_empty() || !idx.is_empty()).then_some(idx)
+}
+
+impl App {
+    /// The layer, checked to belong to the member.
+    pub(crate) async fn member_layer(
+        &self,
+        member: MemberId,
+        layer: LayerId,
+    ) -> anyhow::Result<Option<Layer>> {
+        Ok(self
+            .store()
+            .layer(layer)
+            .await?
+            .filter(|l| l.member == member))
+    }
+
+    /// The layer's current model, if one of this feature schema exists.
+    pub(crate) async fn load_model(&self, layer: LayerId) -> anyhow::Result<Option<TrainedModel>> {
+        let Some(stored) = self.store().model(layer).await? else {
+            return Ok(None);
+        };
+        if stored.feature_schema != FEATURE_SCHEMA {
+            return Ok(None);
+        }
+        match TrainedModel::from_bytes(&stored.weights) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => {
+                tracing::warn!(layer = layer.0, error = %e, "a stored model could not be loaded; it will be retrained");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Trains the layer's model on the member's own labels, on a device worker.
+    pub(crate) async fn train_layer(
+        &self,
+        member: MemberId,
+        layer: LayerId,
+        progress: ProgressSender,
+    ) -> Result<Trained, JobError> {
+        let layer = self
+            .member_layer(member, layer)
+            .await?
+            .ok_or_else(|| JobError::Fatal("That layer no longer exists.".into()))?;
+        if layer.sublists.is_empty() {
+            return Err(JobError::Fatal(format!(
+                "The layer “{}” has no sublists yet: add some with /layers add-sublist.",
+                layer.name
+            )));
+        }
+        let truth: Vec<LabelledTrack> = self
+            .store()
+            .labels(layer.id)
+            .await
+            .map_err(anyhow::Error::from)?
+            .into_iter()
+            .filter(|l| l.source.is_ground_truth())
+            .collect();
+        let liked: HashMap<TrackId, LikedTrack> = self
+            .store()
+            .liked_tracks(member)
+            .await
+            .map_err(anyhow::Error::from)?
+            .into_iter()
+            .map(|l| (l.track.id.clone(), l))
+            .collect();
+        let classes: Vec<SublistId> = layer.sublists.iter().map(|s| s.id).collect();
+        let mut tracks = Vec::new();
+        let mut labels = Vec::new();
+        for l in &truth {
+            let Some(idx) = to_indices(&l.label, &classes) else {
+                continue;
+            };
+            let track = match liked.get(&l.track) {
+                Some(t) => t.clone(),
+                None => match self
+                    .store()
+                    .track(&l.track)
+                    .await
+                    .map_err(anyhow::Error::from)?
+                {
+                    // Tracks known only from an adopted playlist: the like time is unknown.
+                    Some(track) => LikedTrack {
+                        track,
+                        added_at: Utc::now(),
+                    },
+                    None => continue,
+                },
+            };
+            tracks.push(track);
+            labels.push(idx);
+        }
+        if tracks.len() < 2 {
+            return Err(JobError::Fatal(format!(
+                "The layer “{}” has {} labelled track(s); label a few more (at least 2) before training.",
+                layer.name,
+                tracks.len()
+            )));
+        }
+        let previous_accuracy = self
+            .store()
+            .model(layer.id)
+            .await
+            .map_err(anyhow::Error::from)?
+            .and_then(|m| m.metrics.get("held_out_accuracy")?.as_f64())
+            .map(|a| a as f32);
+        let kind = layer.kind();
+        let n = tracks.len() as u32;
+        let (model, device) = self
+            .inner
+            .devices
+            .run(move |compute| {
+                let mut report = |p: learn::Progress| {
+                    progress.report(Progress {
+                        epoch: p.epoch as u32,
+                        epochs: p.epochs as u32,
+                        loss: p.loss,
+                        held_out_accuracy: p.held_out_accuracy,
+                    })
+                };
+                learn::train(
+                    compute,
+                    kind,
+                    &classes,
+                    &tracks,
+                    &labels,
+                    &TrainConfig::default(),
+                    &mut report,
+                )
+                .map(|m| (m, compute.name().to_string()))
+            })
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?
+            .map_err(|e| JobError::Fatal(e.to_string()))?;
+        let weights = model
+            .to_bytes()
+            .map_err(|e| JobError::Fatal(e.to_string()))?;
+        let metrics =
+            serde_json::to_value(model.metrics()).map_err(|e| JobError::Fatal(e.to_string()))?;
+        let accuracy = model.metrics().held_out_accuracy;
+        self.store()
+            .save_model(&StoredModel {
+                layer: layer.id,
+                feature_schema: FEATURE_SCHEMA,
+                weights,
+                metrics,
+                labels_used: n,
+                trained_at: Utc::now(),
+                device: device.clone(),
+            })
+            .await
+            .map_err(anyhow::Error::from)?;
+        Ok(Trained {
+            layer: layer.id,
+            labels: n,
+            accuracy,
+            previous_accuracy,
+            device,
+        })
+    }
+
+    /// Sorts the member's motherlist in one layer and writes the layer's playlists.
+    pub(crate) async fn sort_layer(
+        &self,
+        member: MemberId,
+        layer: &Layer,
+    ) -> anyhow::Result<LayerOutcome> {
+        let store = self.store();
+        let settings =
+            store
+                .member_settings(member)
+                .await?
+                .unwrap_or_else(|| crate::store::MemberSettings {
+                    motherlist: Default::default(),
+                    prompts_in_dm: true,
+                    auto_sort: true,
+                    ask_below: 0.7,
+                    prompt_budget: 10,
+                    guild_id: None,
+                });
+        let liked = store.liked_tracks(member).await?;
+        let mut labels: HashMap<TrackId, LabelledTrack> = store
+            .labels(layer.id)
+            .await?
+            .into_iter()
+            .map(|l| (l.track.clone(), l))
+            .collect();
+        let model = self.load_model(layer.id).await?.map(std::sync::Arc::new);
+        let mut outcome = LayerOutcome {
+            layer: layer.id,
+            layer_name: layer.name.clone(),
+            added: Vec::new(),
+            removed: Vec::new(),
+            to_void: 0,
+            waiting: Vec::new(),
+            recreated: Vec::new(),
+            hand_edits: 0,
+        };
+
+        // Score every liked track no person has labelled.
+        let open: Vec<LikedTrack> = liked
+            .iter()
+            .filter(|l| {
+                labels
+                    .get(&l.track.id)
+                    .is_none_or(|x| !x.source.is_ground_truth())
+            })
+            .cloned()
+            .collect();
+        let predictions = match model {
+            Some(m) if !open.is_empty() => {
+                let open = open.clone();
+                tokio::task::spawn_blocking(move || m.predict(&open))
+                    .await
+                    .context("scoring tracks")?
+            }
+            _ => Vec::new(),
+        };
+        for (i, track) in open.iter().enumerate() {
+            let id = &track.track.id;
+            let prediction = predictions.get(i).filter(|p| {
+                settings.auto_sort
+                    && p.confidence >= settings.ask_below
+                    && p.label.validate(layer).is_ok()
+            });
+            match prediction {
+                Some(p) => {
+                    let before = labels.get(id).map(|l| l.label.clone());
+                    if store
+                        .set_label(layer, id, &p.label, LabelSource::Model, Some(p.confidence))
+                        .await?
+                    {
+                        if p.label.is_void() && before.as_ref() != Some(&Label::Void) {
+                            outcome.to_void += 1;
+                        }
+                        labels.insert(
+                            id.clone(),
+                            LabelledTrack {
+                                track: id.clone(),
+                                label: p.label.clone(),
+                                source: LabelSource::Model,
+                            },
+                        );
+                    }
+                }
+                None => {
+                    // Unsure (or no model yet): ask, and keep it out of the playlists meanwhile.
+                    if labels
+                        .get(id)
+                        .is_some_and(|l| l.source == LabelSource::Model)
+                    {
+                        store.clear_label(layer.id, id).await?;
+                        labels.remove(id);
+                    }
+                    outcome.waiting.push(id.clone());
+                }
+            }
+        }
+
+        // What each playlist should hold: liked tracks in like order, then tracks adopted from a
+        // playlist that are not liked (they came with it and stay).
+        let liked_ids: HashSet<&TrackId> = liked.iter().map(|l| &l.track.id).collect();
+        let mut desired: BTreeMap<SublistId, Vec<TrackId>> =
+            layer.sublists.iter().map(|s| (s.id, Vec::new())).collect();
+        let mut place = |id: &TrackId, label: &Label| {
+            for s in label.sublists() {
+                if let Some(v) = desired.get_mut(&s) {
+                    v.push(id.clone());
+                }
+            }
+        };
+        for l in &liked {
+            if let Some(label) = labels.get(&l.track.id) {
+                place(&l.track.id, &label.label);
+            }
+        }
+        let mut adopted: Vec<&LabelledTrack> = labels
+            .values()
+            .filter(|l| l.source == LabelSource::Imported && !liked_ids.contains(&l.track))
+            .collect();
+        adopted.sort_by(|a, b| a.track.cmp(&b.track));
+        for l in adopted {
+            place(&l.track, &l.label);
+        }
+        let desired: Vec<(SublistId, Vec<TrackId>)> = desired.into_iter().collect();
+        let report = self
+            .spotify()
+            .write_sublists(member, layer, &desired)
+            .await?;
+
+        for change in &report.playlists {
+            let name = layer
+                .sublist(change.sublist)
+                .map_or_else(|| change.name.clone(), |s| s.name.clone());
+            if !change.added.is_empty() {
+                outcome
+                    .added
+                    .push((name.clone(), change.added.len() as u32));
+            }
+            if !change.removed.is_empty() {
+                outcome
+                    .removed
+                    .push((name.clone(), change.removed.len() as u32));
+            }
+            if change.recreated {
+                outcome.recreated.push(name);
+            }
+            for edit in &change.hand_edits {
+                self.apply_hand_edit(layer, change.sublist, edit).await?;
+                outcome.hand_edits += 1;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A track the member added to a managed playlist by hand belongs there; one they removed
+    /// does not ("not here").
+    async fn apply_hand_edit(
+        &self,
+        layer: &Layer,
+        sublist: SublistId,
+        edit: &HandEdit,
+    ) -> anyhow::Result<()> {
+        let (track, on) = match edit {
+            HandEdit::Added(t) => (t, true),
+            HandEdit::Removed(t) => (t, false),
+        };
+        let current = self
+            .store()
+            .label(layer.id, track)
+            .await?
+            .map_or(Label::Void, |l| l.label);
+        let label = current.toggled(layer, sublist, on);
+        if label.validate(layer).is_ok() {
+            self.store()
+                .set_label(layer, track, &label, LabelSource::Member, None)
+                .await?;
+        } else {
+            // Nothing left in a complete layer: the member will be asked where it goes.
+            self.store().clear_label(layer.id, track).await?;
+        }
+        Ok(())
+    }
+
+    /// Sorts every layer of the member (or one), writes the playlists, posts prompts for
+    /// what is uncertain, queues retraining where enough new labels arrived, and announces
+    /// what changed.
+    pub(crate) async fn sort_member(
+        &self,
+        member: MemberId,
+        only: Option<LayerId>,
+        new_tracks: u32,
+    ) -> anyhow::Result<SortOutcome> {
+        let outcome = self.sort_layers(member, only, new_tracks).await?;
+        if let Some(notifier) = self.notifier() {
+            let waiting = self.prompt_requests_for(member, &outcome).await?;
+            if !waiting.is_empty() {
+                notifier.post_prompts(member, waiting).await?;
+            }
+            if outcome.changed() {
+                notifier
+                    .announce_refresh(member, &outcome.to_summary())
+                    .await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Sorts like [`App::sort_member`] without posting anything: the caller tells the member.
+    pub(crate) async fn sort_member_quietly(
+        &self,
+        member: MemberId,
+        new_tracks: u32,
+    ) -> anyhow::Result<SortOutcome> {
+        self.sort_layers(member, None, new_tracks).await
+    }
+
+    async fn sort_layers(
+        &self,
+        member: MemberId,
+        only: Option<LayerId>,
+        new_tracks: u32,
+    ) -> anyhow::Result<SortOutcome> {
+        let mut outcome = SortOutcome {
+            new_tracks,
+            layers: Vec::new(),
+        };
+        for layer in self.store().layers(member).await? {
+            if only.is_some_and(|l| l != layer.id) || layer.sublists.is_empty() {
+                continue;
+            }
+            outcome.layers.push(self.sort_layer(member, &layer).await?);
+            self.maybe_retrain(member, &layer).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Queues automatic retraining once enough new labels arrived since the last model.
+    async fn maybe_retrain(&self, member: MemberId, layer: &Layer) -> anyhow::Result<()> {
+        let labelled = self
+            .store()
+            .labels(layer.id)
+            .await?
+            .iter()
+            .filter(|l| l.source.is_ground_truth())
+            .count() as u32;
+        let used = self
+            .store()
+            .model(layer.id)
+            .await?
+            .map_or(0, |m| m.labels_used);
+        if labelled >= used + self.inner.pipeline.retrain_after_labels.max(1) {
+            self.queue()
+                .enqueue(
+                    crate::jobs::JobKind::Train {
+                        member,
+                        layer: layer.id,
+                    },
+                    crate::jobs::Priority::Automatic,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
