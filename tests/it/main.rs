@@ -6,4 +6,5 @@ mod discord_commands;
 mod discord_fake;
 mod jobs;
 mod openapi;
+mod pipeline;
 mod spotify;
