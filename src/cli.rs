@@ -17,12 +17,18 @@ struct Cli {
 enum Command {
     /// Measure sorting quality on real playlists (docs/eval.md).
     Eval(app::eval::EvalArgs),
+    /// Run the learning pipeline offline on bundled real playlists.
+    Demo(app::demo::DemoArgs),
+    /// Time training and scoring on the CPU (and GPU, if any).
+    Bench(app::bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Eval(args)) => app::eval::run(args),
+        Some(Command::Demo(args)) => app::demo::run(args),
+        Some(Command::Bench(args)) => app::bench::run(args),
         None => Ok(()),
     };
     match result {

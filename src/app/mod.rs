@@ -1,3 +1,5 @@
 //! The use cases that tie the rooms together.
 
+pub mod bench;
+pub mod demo;
 pub mod eval;
