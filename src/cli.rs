@@ -1,4 +1,4 @@
-//! The command line: `run`, `demo`, `eval`, `check-config`, `migrate`, `gen-key`.
+//! The command line: `run`, `demo`, `eval`, `bench`, `check-config`, `migrate`, `gen-key`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +27,7 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Run the whole pipeline offline on a bundled sample of real playlists.
-    Demo,
+    Demo(crate::app::demo::DemoArgs),
     /// Measure sorting quality on the evaluation protocol (shared/docs/eval.md).
     Eval(crate::app::eval::EvalArgs),
     /// Validate a configuration file and say what is missing or wrong, key by key.
@@ -40,6 +40,8 @@ pub enum Command {
         #[arg(long, short, env = "SUBLIST_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Benchmark training and scoring (CPU, and the GPU where one exists).
+    Bench(crate::app::bench::BenchArgs),
     /// Print a new random encryption key for `store.encryption_key`.
     GenKey,
 }
@@ -95,17 +97,19 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::app::run::run(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo => not_built("demo"),
+        Command::Demo(args) => {
+            crate::app::demo::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            crate::app::bench::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Eval(args) => {
             crate::app::eval::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn not_built(what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("`sublist {what}` is not built yet.");
-    Ok(ExitCode::from(2))
 }
 
 fn check_config(path: Option<PathBuf>) -> ExitCode {

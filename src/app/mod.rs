@@ -3,6 +3,8 @@
 //! `demo`, `eval`, `bench`.
 
 mod backend;
+pub mod bench;
+pub mod demo;
 pub mod eval;
 mod handler;
 pub mod loadbench;

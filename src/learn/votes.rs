@@ -11,8 +11,8 @@ use super::features::{Encoded, KNN_DIMS};
 
 /// Vote sources: same album, same artist, nearest neighbours, class-conditional Gaussians.
 pub const SOURCES: usize = 4;
-/// Floor of the Gaussian log-likelihood differences.
-const GAUSS_FLOOR: f32 = -20.0;
+/// Floor of the Gaussian log-likelihood differences (per dimension).
+const GAUSS_FLOOR: f32 = -3.0;
 /// Neighbours counted by the nearest-neighbour vote.
 const K: usize = 15;
 /// The most reference tracks the nearest-neighbour vote searches (keeps scoring fast).
@@ -118,7 +118,7 @@ impl Reference {
     }
 
     /// Log-likelihood of `e` under each class's Gaussian (pooled variance), relative to the
-    /// best class; `exclude`'s own numbers are taken out of the statistics.
+    /// best class and per known dimension; `exclude`'s own numbers are taken out of the statistics.
     fn gaussian(&self, index: &Index, e: &Encoded, exclude: Option<usize>, out: &mut [f32]) {
         let mut stats = index.gauss.clone();
         if let Some(i) = exclude {
@@ -162,9 +162,11 @@ impl Reference {
             out.iter_mut().for_each(|x| *x = 0.0);
             return;
         }
+        // Per dimension, so the scale does not grow with the number of numbers known.
+        let dims = e.knn.iter().filter(|x| !x.is_nan()).count().max(1) as f32;
         let best = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         out.iter_mut()
-            .for_each(|x| *x = (*x - best).max(GAUSS_FLOOR));
+            .for_each(|x| *x = ((*x - best) / dims).max(GAUSS_FLOOR));
     }
 
     /// The votes for one track, `[SOURCES][classes]` flattened, with `exclude` (the track's own

@@ -5,6 +5,7 @@ mod discord;
 mod discord_commands;
 mod discord_fake;
 mod jobs;
+mod learn;
 mod openapi;
 mod pipeline;
 mod spotify;
