@@ -97,14 +97,16 @@ mod tests {
 
     #[test]
     fn cpu_is_chosen_when_asked_and_without_the_gpu_feature() {
-        let (c, line) = Compute::select(DevicePref::Cpu);
+        let (c, line) = Compute::select(DevicePref::Cpu).unwrap();
         assert!(!c.is_gpu());
         assert!(line.contains("CPU"));
         #[cfg(not(feature = "gpu"))]
         {
-            let (c, line) = Compute::select(DevicePref::Gpu);
+            let (c, line) = Compute::select(DevicePref::Auto).unwrap();
             assert!(!c.is_gpu());
             assert!(line.contains("no usable GPU"), "{line}");
+            let why = Compute::select(DevicePref::Gpu).unwrap_err();
+            assert!(why.contains("learn.device is \"gpu\""), "{why}");
         }
     }
 
