@@ -1115,6 +1115,7 @@ fn web_api(
             }
             let mut v = playlist_simple(base, w, &p);
             v["items"] = playlist_items_page(base, &p, 50, 0);
+            v["tracks"] = v["items"].clone();
             Answer::Json(201, v, None)
         }
         ("GET", ["me", "library", "contains"]) => {

@@ -20,7 +20,7 @@ pub use error::SpotifyError;
 pub use limiter::AppLimiter;
 pub use link::{LinkError, LinkInfo, LinkStart};
 pub use sync::{SyncProgress, SyncReport};
-pub use upkeep::{HandEdit, PlaylistChange, PlaylistSummary, WriteReport};
+pub use upkeep::{Adopted, HandEdit, PlaylistChange, PlaylistSummary, WriteReport};
 
 use std::collections::HashMap;
 use std::sync::Arc;

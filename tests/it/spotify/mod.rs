@@ -14,6 +14,8 @@ use sublist::store::Store;
 
 use super::openapi::Spec;
 
+mod upkeep;
+
 pub(crate) fn spec() -> &'static Spec {
     static SPEC: OnceLock<Spec> = OnceLock::new();
     SPEC.get_or_init(|| {
@@ -145,7 +147,7 @@ pub(crate) async fn link(r: &Rig, member: MemberId, user: &str) {
         .expect("link completes");
 }
 
-fn no_progress() -> impl Fn(SyncProgress) + Send + Sync {
+pub(crate) fn no_progress() -> impl Fn(SyncProgress) + Send + Sync {
     |_| {}
 }
 
@@ -164,7 +166,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-const ALICE: MemberId = MemberId(1001);
+pub(crate) const ALICE: MemberId = MemberId(1001);
 const BOB: MemberId = MemberId(1002);
 
 #[tokio::test]
