@@ -7,6 +7,7 @@
 
 mod api;
 mod audio;
+pub mod demo;
 mod error;
 mod limiter;
 mod link;

@@ -274,6 +274,7 @@ async fn foreign_expired_and_declined_states_are_refused() {
         .unwrap_err();
     assert!(matches!(err, LinkError::PasteUnreadable));
     assert!(r.spotify.link_info(BOB).await.unwrap().is_none());
+    assert_bodies_valid(&r.local);
 }
 
 #[tokio::test]
@@ -316,6 +317,7 @@ async fn link_by_redirect_to_the_web_callback() {
         .unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
     server.abort();
+    assert_bodies_valid(&r.local);
 }
 
 #[tokio::test]
@@ -357,6 +359,7 @@ async fn one_account_per_member_and_apps_fill_up() {
     // Unlinking frees the slot.
     assert!(r.spotify.unlink(BOB).await.unwrap());
     assert!(r.spotify.start_link(MemberId(1003)).await.is_ok());
+    assert_bodies_valid(&r.local);
 }
 
 #[tokio::test]
@@ -699,6 +702,32 @@ async fn quota_exceeded_pauses_the_app_until_the_time_spotify_gives() {
 }
 
 #[tokio::test]
+async fn the_quota_body_validates() {
+    let r = rig().await;
+    link(&r, ALICE, "alice").await;
+    r.local.inject(
+        Some("GET"),
+        "/me/tracks",
+        Failure::Quota { retry_after: 60 },
+        1,
+    );
+    assert!(
+        r.spotify
+            .sync_motherlist(ALICE, &no_progress())
+            .await
+            .is_err()
+    );
+    let quota = r
+        .local
+        .requests()
+        .into_iter()
+        .filter(|l| l.status == 429)
+        .count();
+    assert_eq!(quota, 1);
+    assert_bodies_valid(&r.local);
+}
+
+#[tokio::test]
 async fn audio_descriptors_come_in_batches_of_40_and_are_cached() {
     let r = rig_with(vec![app("app1", 5, REDIRECT)], AudioProvider::Reccobeats, 0).await;
     link(&r, ALICE, "alice").await;
@@ -741,4 +770,48 @@ async fn audio_descriptors_come_in_batches_of_40_and_are_cached() {
         .unwrap();
     assert_eq!(off.spotify.fill_audio(1000).await.unwrap().requests, 0);
     assert_eq!(off.local.count("GET", "/audio-features"), 0);
+    assert_bodies_valid(&r.local);
+}
+
+#[tokio::test]
+async fn the_demo_links_syncs_and_keeps_playlists_through_production_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_at(&dir.path().join("demo.db"), &[9u8; 32])
+        .await
+        .unwrap();
+    let demo = sublist::spotify::demo::start(store.clone(), ALICE, 120)
+        .await
+        .unwrap();
+    let rep = demo
+        .spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap();
+    assert_eq!((rep.new_tracks.len(), rep.requests), (120, 3));
+    let layer = store
+        .create_layer(
+            ALICE,
+            "Demo",
+            sublist::domain::LayerRules {
+                mutual: true,
+                complete: false,
+            },
+        )
+        .await
+        .unwrap();
+    let s = store.add_sublist(layer.id, "First", "🎸").await.unwrap();
+    let layer = store.layer(layer.id).await.unwrap().unwrap();
+    let liked = store.liked_ids(ALICE).await.unwrap();
+    let w = demo
+        .spotify
+        .write_sublists(ALICE, &layer, &[(s.id, liked[..10].to_vec())])
+        .await
+        .unwrap();
+    assert_eq!(
+        demo.local
+            .playlist_tracks(&w.playlists[0].playlist_id)
+            .unwrap(),
+        liked[..10].to_vec()
+    );
+    assert_bodies_valid(&demo.local);
 }
