@@ -82,6 +82,8 @@ pub enum LinkError {
         "I couldn't find `code` and `state` in what you pasted. Paste the whole address from your browser's address bar after you clicked Agree on Spotify."
     )]
     PasteUnreadable,
+    #[error("That address has no `state`, so it can't be matched to a /link. Use /link again.")]
+    MissingState,
     #[error(
         "That's the address of the Spotify page itself. Open it, click Agree, and paste the address your browser ends on."
     )]
@@ -234,7 +236,7 @@ impl Spotify {
         state: Option<&str>,
         error: Option<&str>,
     ) -> Result<(MemberId, SpotifyAccount), LinkError> {
-        let state = state.ok_or(LinkError::PasteUnreadable)?;
+        let state = state.ok_or(LinkError::MissingState)?;
         self.complete(
             code.map(String::from),
             state.to_string(),

@@ -843,7 +843,7 @@ fn track_json(base: &str, id: &str) -> Value {
     let year = 1970 + (h % 55);
     json!({
         "album": {
-            "album_type": if h % 3 == 0 { "single" } else { "album" },
+            "album_type": if h.is_multiple_of(3) { "single" } else { "album" },
             "total_tracks": 1 + (h % 14),
             "available_markets": [],
             "external_urls": {"spotify": format!("https://open.spotify.com/album/{album}")},
@@ -867,7 +867,7 @@ fn track_json(base: &str, id: &str) -> Value {
         "available_markets": [],
         "disc_number": 1,
         "duration_ms": 120_000 + (h % 240_000),
-        "explicit": h % 5 == 0,
+        "explicit": h.is_multiple_of(5),
         "external_ids": {"isrc": format!("QZ{}{:02}{:05}", "ABC", year % 100, h % 100_000)},
         "external_urls": {"spotify": format!("https://open.spotify.com/track/{id}")},
         "href": format!("{base}/v1/tracks/{id}"),

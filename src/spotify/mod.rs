@@ -34,6 +34,10 @@ use crate::config::{AudioConfig, SpotifyApp, SpotifyConfig};
 use crate::domain::MemberId;
 use crate::store::Store;
 
+/// Log directives that must always apply: rspotify logs whole requests, headers included
+/// (bearer tokens, the client secret in Basic auth), at info and debug level.
+pub const QUIET_LOG_TARGETS: [&str; 2] = ["rspotify=warn", "rspotify_http=warn"];
+
 /// How long a full unlike-detection pass waits after the previous one finished, by default.
 pub const DEFAULT_FULL_PASS_EVERY_SECS: i64 = 24 * 3600;
 

@@ -194,6 +194,20 @@ async fn link_by_paste_stores_sealed_tokens_and_the_account_id() {
     assert_eq!(account.user_id, "alice");
     let info = r.spotify.link_info(ALICE).await.unwrap().unwrap();
     assert!(info.active && !info.expires_soon);
+    let week = chrono::Duration::days(7);
+    assert!(
+        r.spotify
+            .links_expiring_within(week)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let soon = r
+        .spotify
+        .links_expiring_within(chrono::Duration::days(190))
+        .await
+        .unwrap();
+    assert_eq!(soon, vec![(ALICE, info.refresh_expires_at)]);
     let months = (info.refresh_expires_at - chrono::Utc::now()).num_days();
     assert!(
         (180..=185).contains(&months),
@@ -358,7 +372,21 @@ async fn one_account_per_member_and_apps_fill_up() {
     assert!(err.operator_hint().unwrap().contains("[[spotify.apps]]"));
     // Unlinking frees the slot.
     assert!(r.spotify.unlink(BOB).await.unwrap());
+    assert!(r.spotify.link_info(BOB).await.unwrap().is_none());
     assert!(r.spotify.start_link(MemberId(1003)).await.is_ok());
+    // Forgetting a member removes their link and everything synced.
+    r.local.seed_liked("alice", 10);
+    r.spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap();
+    assert!(r.store.delete_member(ALICE).await.unwrap());
+    assert!(r.spotify.link_info(ALICE).await.unwrap().is_none());
+    assert!(r.store.liked_ids(ALICE).await.unwrap().is_empty());
+    assert!(matches!(
+        r.spotify.sync_motherlist(ALICE, &no_progress()).await,
+        Err(SpotifyError::NotLinked)
+    ));
     assert_bodies_valid(&r.local);
 }
 
