@@ -477,7 +477,8 @@ impl Spotify {
         match answer {
             Ok(t) => {
                 let access = SecretString::from(t.access_token);
-                let expires = Utc::now() + chrono::Duration::seconds(t.expires_in.max(0));
+                // Clamped: the lifetime comes from the remote server.
+                let expires = Utc::now() + chrono::Duration::seconds(t.expires_in.clamp(0, 86_400));
                 let rotated = t.refresh_token.map(SecretString::from);
                 self.store()
                     .update_tokens(link.member, &access, expires, rotated.as_ref())
