@@ -306,7 +306,7 @@ impl Spotify {
             .map_err(|_| SpotifyError::Protocol("token lock poisoned".into()))?
             .clone()
             .ok_or_else(|| SpotifyError::Protocol("no token after the exchange".into()))?;
-        let session = Session::new(client, limiter);
+        let session = Session::new(client, limiter, None);
         let me = session.me().await?;
 
         if let Some(other) = store.link_by_account(&me.account_id).await?
@@ -428,12 +428,18 @@ impl Spotify {
             scopes: scopes(),
         };
         let client = self.client_for(&app, "", Some(token));
-        Ok((Session::new(client, limiter), link))
+        let refresher = super::api::Refresher {
+            spotify: self.clone(),
+            link: tokio::sync::Mutex::new(link.clone()),
+            app,
+            used: std::sync::atomic::AtomicBool::new(false),
+        };
+        Ok((Session::new(client, limiter, Some(refresher)), link))
     }
 
     /// Refreshes the access token, keeping the old refresh token when Spotify sends none; on
     /// `invalid_grant` the link is marked expired and its tokens dropped.
-    async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         link: &mut LinkRow,
         app: &SpotifyApp,

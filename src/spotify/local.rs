@@ -466,6 +466,14 @@ impl LocalSpotify {
         self.world().access_ttl_secs = secs;
     }
 
+    /// Every access token stops working now (revoked early), whatever its expiry said.
+    pub fn expire_access_tokens(&self) {
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        for (_, (_, _, at)) in self.world().access.iter_mut() {
+            *at = past;
+        }
+    }
+
     /// Every refresh token of the user dies (as six months after authorization).
     pub fn revoke_refresh_tokens(&self, user: &str) {
         self.world().refresh.retain(|_, (u, _)| u != user);

@@ -463,6 +463,41 @@ async fn refresh_keeps_or_rotates_the_refresh_token_and_invalid_grant_ends_the_l
 }
 
 #[tokio::test]
+async fn a_401_mid_session_refreshes_once_and_carries_on() {
+    let r = rig().await;
+    link(&r, ALICE, "alice").await;
+    r.local.seed_liked("alice", 60);
+    r.spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap();
+    r.local.expire_access_tokens();
+    r.local.like("alice", &[track_id(900)]);
+    r.local.clear_log();
+    let rep = r
+        .spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap();
+    assert_eq!(rep.new_tracks, vec![track_id(900)]);
+    let seen: Vec<(String, u16)> = r
+        .local
+        .requests()
+        .iter()
+        .map(|l| (l.path.clone(), l.status))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("/me/tracks".to_string(), 401),
+            ("/api/token".to_string(), 200),
+            ("/me/tracks".to_string(), 200)
+        ]
+    );
+    assert_bodies_valid(&r.local);
+}
+
+#[tokio::test]
 async fn liked_songs_sync_costs_100_pages_then_1() {
     let r = rig().await;
     link(&r, ALICE, "alice").await;

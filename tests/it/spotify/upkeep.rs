@@ -130,7 +130,8 @@ async fn a_refresh_writes_the_smallest_change_and_keeps_order() {
         "only 4 detail reads"
     );
     eprintln!(
-        "UPKEEP-MEASURE create 4 x 250: {first_requests} requests in {first_time:?}; move 390 (6 write calls): {} requests in {second_time:?}",
+        "UPKEEP-MEASURE create 4 x 250: {first_requests} requests in {first_time:?}; second refresh ({} write calls): {} requests in {second_time:?}",
+        calls.iter().sum::<u32>(),
         rep2.requests
     );
     assert_bodies_valid(&r.local);
