@@ -3,6 +3,7 @@
 //! table family, each an `impl Store` block. Secrets are sealed before they reach a row.
 
 mod cipher;
+mod jobs;
 mod labels;
 mod layers;
 mod links;
@@ -13,6 +14,7 @@ mod sync;
 mod tracks;
 
 pub use cipher::Cipher;
+pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
 pub use labels::LabelCount;
 pub use links::{LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
