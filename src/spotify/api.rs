@@ -5,8 +5,9 @@
 //! playlist without `items`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use chrono::{DateTime, Utc};
 use rspotify::AuthCodeSpotify;
@@ -16,9 +17,14 @@ use rspotify::model::{LibraryId, PlayableId, PlaylistId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use secrecy::ExposeSecret;
+
+use super::Spotify;
 use super::error::{CallError, SpotifyError};
 use super::limiter::AppLimiter;
+use crate::config::SpotifyApp;
 use crate::domain::{LikedTrack, ReleasePrecision, Track, TrackId};
+use crate::store::LinkRow;
 
 /// Items per page of `/me/tracks`, `/me/playlists` and `/playlists/{id}/items` (the maximum).
 pub(crate) const PAGE: u32 = 50;
@@ -58,15 +64,71 @@ pub(crate) struct Session {
     client: AuthCodeSpotify,
     limiter: Arc<AppLimiter>,
     requests: AtomicU32,
+    refresher: Option<Refresher>,
+}
+
+/// What a session needs to refresh its token once when Spotify answers 401 (a token
+/// revoked or expired early).
+pub(crate) struct Refresher {
+    pub spotify: Spotify,
+    pub link: tokio::sync::Mutex<LinkRow>,
+    pub app: SpotifyApp,
+    pub used: AtomicBool,
 }
 
 impl Session {
-    pub(crate) fn new(client: AuthCodeSpotify, limiter: Arc<AppLimiter>) -> Session {
+    pub(crate) fn new(
+        client: AuthCodeSpotify,
+        limiter: Arc<AppLimiter>,
+        refresher: Option<Refresher>,
+    ) -> Session {
         Session {
             client,
             limiter,
             requests: AtomicU32::new(0),
+            refresher,
         }
+    }
+
+    /// One call under the app's limiter; a 401 refreshes the token once and tries again.
+    async fn run<T, F, Fut>(&self, what: &str, call: F) -> Result<T, SpotifyError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        match self.limiter.run(what, &call).await {
+            Err(SpotifyError::Api { status: 401, .. }) if self.refresh_once().await? => {
+                self.limiter.run(what, &call).await
+            }
+            other => other,
+        }
+    }
+
+    async fn refresh_once(&self) -> Result<bool, SpotifyError> {
+        let Some(r) = &self.refresher else {
+            return Ok(false);
+        };
+        if r.used.swap(true, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let mut link = r.link.lock().await;
+        r.spotify.refresh(&mut link, &r.app, &self.limiter).await?;
+        let access = link
+            .access_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_string())
+            .unwrap_or_default();
+        let mut token = self
+            .client
+            .token
+            .lock()
+            .await
+            .map_err(|_| SpotifyError::Protocol("token lock poisoned".into()))?;
+        if let Some(t) = token.as_mut() {
+            t.access_token = access;
+            t.expires_at = link.access_expires_at;
+        }
+        Ok(true)
     }
 
     /// HTTP attempts this session made.
@@ -81,7 +143,6 @@ impl Session {
         query: &[(&str, String)],
     ) -> Result<Value, SpotifyError> {
         let text = self
-            .limiter
             .run(what, || async {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 let q: Query = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -96,7 +157,6 @@ impl Session {
 
     async fn post(&self, what: &str, path: &str, body: &Value) -> Result<Value, SpotifyError> {
         let text = self
-            .limiter
             .run(what, || async {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 match self.client.api_post(path, body).await {
@@ -279,20 +339,19 @@ impl Session {
         debug_assert!(tracks.len() <= WRITE_CHUNK);
         let pid = playlist_id(id)?;
         let ids = track_ids(tracks)?;
-        self.limiter
-            .run("add items", || async {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                let items = ids.iter().map(|t| PlayableId::Track(t.as_ref()));
-                match self
-                    .client
-                    .playlist_add_items(pid.as_ref(), items, None)
-                    .await
-                {
-                    Ok(r) => Ok(r.snapshot_id),
-                    Err(e) => Err(CallError::from_rspotify(e).await),
-                }
-            })
-            .await
+        self.run("add items", || async {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let items = ids.iter().map(|t| PlayableId::Track(t.as_ref()));
+            match self
+                .client
+                .playlist_add_items(pid.as_ref(), items, None)
+                .await
+            {
+                Ok(r) => Ok(r.snapshot_id),
+                Err(e) => Err(CallError::from_rspotify(e).await),
+            }
+        })
+        .await
     }
 
     /// Removes every occurrence of at most 100 tracks; returns the new snapshot.
@@ -305,20 +364,19 @@ impl Session {
         debug_assert!(tracks.len() <= WRITE_CHUNK);
         let pid = playlist_id(id)?;
         let ids = track_ids(tracks)?;
-        self.limiter
-            .run("remove items", || async {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                let items = ids.iter().map(|t| PlayableId::Track(t.as_ref()));
-                match self
-                    .client
-                    .playlist_remove_all_occurrences_of_items(pid.as_ref(), items, snapshot)
-                    .await
-                {
-                    Ok(r) => Ok(r.snapshot_id),
-                    Err(e) => Err(CallError::from_rspotify(e).await),
-                }
-            })
-            .await
+        self.run("remove items", || async {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let items = ids.iter().map(|t| PlayableId::Track(t.as_ref()));
+            match self
+                .client
+                .playlist_remove_all_occurrences_of_items(pid.as_ref(), items, snapshot)
+                .await
+            {
+                Ok(r) => Ok(r.snapshot_id),
+                Err(e) => Err(CallError::from_rspotify(e).await),
+            }
+        })
+        .await
     }
 
     /// Which of the URIs (tracks or playlists) are in the member's library, at most 40.
@@ -328,7 +386,6 @@ impl Session {
     ) -> Result<Vec<bool>, SpotifyError> {
         debug_assert!(ids.len() <= CONTAINS_CHUNK);
         let answer = self
-            .limiter
             .run("library contains", || async {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 match self

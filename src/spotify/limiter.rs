@@ -17,6 +17,8 @@ use super::error::{CallError, ErrorBody, SpotifyError};
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(60);
 /// `Retry-After` assumed for a quota error that gives none.
 const DEFAULT_QUOTA_PAUSE: Duration = Duration::from_secs(3600);
+/// The longest pause a `Retry-After` can impose.
+const MAX_PAUSE: Duration = Duration::from_secs(7 * 24 * 3600);
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
 
@@ -76,6 +78,8 @@ impl AppLimiter {
     }
 
     fn pause(&self, for_: Duration) -> DateTime<Utc> {
+        // Clamped: the length comes from the remote server's Retry-After.
+        let for_ = for_.min(MAX_PAUSE);
         let until =
             Utc::now() + chrono::Duration::from_std(for_).unwrap_or(chrono::Duration::hours(24));
         let mut st = self.lock();
@@ -240,6 +244,19 @@ mod tests {
         assert!(matches!(r, Err(SpotifyError::Paused { .. })));
         assert_eq!(n.load(Ordering::SeqCst), 1);
         assert_eq!(lim.paused_until(), Some(until));
+    }
+
+    #[tokio::test]
+    async fn an_absurd_retry_after_is_clamped_not_a_panic() {
+        let lim = AppLimiter::new("app", 1, Duration::from_secs(5));
+        let body = r#"{"error":{"status":429,"message":"q","reason":"QUOTA_EXCEEDED"}}"#;
+        let r: Result<(), _> = lim
+            .run("x", || async { Err(status(429, Some(u64::MAX), body)) })
+            .await;
+        let Err(SpotifyError::Paused { until }) = r else {
+            panic!("expected a pause")
+        };
+        assert!((until - Utc::now()).num_days() <= 7);
     }
 
     #[tokio::test]

@@ -82,6 +82,8 @@ pub enum LinkError {
         "I couldn't find `code` and `state` in what you pasted. Paste the whole address from your browser's address bar after you clicked Agree on Spotify."
     )]
     PasteUnreadable,
+    #[error("That address has no `state`, so it can't be matched to a /link. Use /link again.")]
+    MissingState,
     #[error(
         "That's the address of the Spotify page itself. Open it, click Agree, and paste the address your browser ends on."
     )]
@@ -234,7 +236,7 @@ impl Spotify {
         state: Option<&str>,
         error: Option<&str>,
     ) -> Result<(MemberId, SpotifyAccount), LinkError> {
-        let state = state.ok_or(LinkError::PasteUnreadable)?;
+        let state = state.ok_or(LinkError::MissingState)?;
         self.complete(
             code.map(String::from),
             state.to_string(),
@@ -304,7 +306,7 @@ impl Spotify {
             .map_err(|_| SpotifyError::Protocol("token lock poisoned".into()))?
             .clone()
             .ok_or_else(|| SpotifyError::Protocol("no token after the exchange".into()))?;
-        let session = Session::new(client, limiter);
+        let session = Session::new(client, limiter, None);
         let me = session.me().await?;
 
         if let Some(other) = store.link_by_account(&me.account_id).await?
@@ -426,12 +428,18 @@ impl Spotify {
             scopes: scopes(),
         };
         let client = self.client_for(&app, "", Some(token));
-        Ok((Session::new(client, limiter), link))
+        let refresher = super::api::Refresher {
+            spotify: self.clone(),
+            link: tokio::sync::Mutex::new(link.clone()),
+            app,
+            used: std::sync::atomic::AtomicBool::new(false),
+        };
+        Ok((Session::new(client, limiter, Some(refresher)), link))
     }
 
     /// Refreshes the access token, keeping the old refresh token when Spotify sends none; on
     /// `invalid_grant` the link is marked expired and its tokens dropped.
-    async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         link: &mut LinkRow,
         app: &SpotifyApp,
@@ -475,7 +483,8 @@ impl Spotify {
         match answer {
             Ok(t) => {
                 let access = SecretString::from(t.access_token);
-                let expires = Utc::now() + chrono::Duration::seconds(t.expires_in.max(0));
+                // Clamped: the lifetime comes from the remote server.
+                let expires = Utc::now() + chrono::Duration::seconds(t.expires_in.clamp(0, 86_400));
                 let rotated = t.refresh_token.map(SecretString::from);
                 self.store()
                     .update_tokens(link.member, &access, expires, rotated.as_ref())

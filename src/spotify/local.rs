@@ -466,6 +466,14 @@ impl LocalSpotify {
         self.world().access_ttl_secs = secs;
     }
 
+    /// Every access token stops working now (revoked early), whatever its expiry said.
+    pub fn expire_access_tokens(&self) {
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        for (_, (_, _, at)) in self.world().access.iter_mut() {
+            *at = past;
+        }
+    }
+
     /// Every refresh token of the user dies (as six months after authorization).
     pub fn revoke_refresh_tokens(&self, user: &str) {
         self.world().refresh.retain(|_, (u, _)| u != user);
@@ -843,7 +851,7 @@ fn track_json(base: &str, id: &str) -> Value {
     let year = 1970 + (h % 55);
     json!({
         "album": {
-            "album_type": if h % 3 == 0 { "single" } else { "album" },
+            "album_type": if h.is_multiple_of(3) { "single" } else { "album" },
             "total_tracks": 1 + (h % 14),
             "available_markets": [],
             "external_urls": {"spotify": format!("https://open.spotify.com/album/{album}")},
@@ -867,7 +875,7 @@ fn track_json(base: &str, id: &str) -> Value {
         "available_markets": [],
         "disc_number": 1,
         "duration_ms": 120_000 + (h % 240_000),
-        "explicit": h % 5 == 0,
+        "explicit": h.is_multiple_of(5),
         "external_ids": {"isrc": format!("QZ{}{:02}{:05}", "ABC", year % 100, h % 100_000)},
         "external_urls": {"spotify": format!("https://open.spotify.com/track/{id}")},
         "href": format!("{base}/v1/tracks/{id}"),
@@ -1115,6 +1123,7 @@ fn web_api(
             }
             let mut v = playlist_simple(base, w, &p);
             v["items"] = playlist_items_page(base, &p, 50, 0);
+            v["tracks"] = v["items"].clone();
             Answer::Json(201, v, None)
         }
         ("GET", ["me", "library", "contains"]) => {

@@ -7,6 +7,7 @@
 
 mod api;
 mod audio;
+pub mod demo;
 mod error;
 mod limiter;
 mod link;
@@ -20,7 +21,7 @@ pub use error::SpotifyError;
 pub use limiter::AppLimiter;
 pub use link::{LinkError, LinkInfo, LinkStart};
 pub use sync::{SyncProgress, SyncReport};
-pub use upkeep::{HandEdit, PlaylistChange, PlaylistSummary, WriteReport};
+pub use upkeep::{Adopted, HandEdit, PlaylistChange, PlaylistSummary, WriteReport};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +33,10 @@ use dashmap::DashMap;
 use crate::config::{AudioConfig, SpotifyApp, SpotifyConfig};
 use crate::domain::MemberId;
 use crate::store::Store;
+
+/// Log directives that must always apply: rspotify logs whole requests, headers included
+/// (bearer tokens, the client secret in Basic auth), at info and debug level.
+pub const QUIET_LOG_TARGETS: [&str; 2] = ["rspotify=warn", "rspotify_http=warn"];
 
 /// How long a full unlike-detection pass waits after the previous one finished, by default.
 pub const DEFAULT_FULL_PASS_EVERY_SECS: i64 = 24 * 3600;

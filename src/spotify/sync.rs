@@ -252,7 +252,14 @@ impl Spotify {
             .save_liked_page(member, &items, started, &state)
             .await?;
         report.new_tracks.extend(new);
-        let gone = store.liked_unseen_since(member, started).await?;
+        let present: std::collections::HashSet<&TrackId> =
+            items.iter().map(|l| &l.track.id).collect();
+        let gone: Vec<TrackId> = store
+            .liked_ids(member)
+            .await?
+            .into_iter()
+            .filter(|t| !present.contains(t))
+            .collect();
         store.remove_liked(member, &gone).await?;
         report.removed.extend(gone);
         Ok(())

@@ -10,7 +10,7 @@ use rspotify::prelude::Id;
 
 use super::api::{CONTAINS_CHUNK, PAGE, PlaylistInfo, Session, WRITE_CHUNK};
 use super::{Spotify, SpotifyError};
-use crate::domain::{Layer, MemberId, SublistId, Track, TrackId};
+use crate::domain::{Label, LabelSource, Layer, MemberId, SublistId, Track, TrackId};
 
 /// A change the member made by hand to a managed playlist since our last write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +56,11 @@ impl Spotify {
         layer: &Layer,
         desired: &[(SublistId, Vec<TrackId>)],
     ) -> Result<WriteReport, SpotifyError> {
+        if layer.member != member {
+            return Err(SpotifyError::Protocol(
+                "a layer of another member was asked to be written".into(),
+            ));
+        }
         let _guard = self.member_lock(member).await;
         let (session, _) = self.session(member).await?;
         let mut report = WriteReport::default();
@@ -95,29 +100,106 @@ impl Spotify {
                 followed.insert(p.id().to_string(), f);
             }
         }
+
+        // 1. Where each playlist stands, and what the member changed by hand.
+        let mut plans = Vec::new();
         for (sub, tracks) in desired {
             let Some(sublist) = layer.sublist(*sub) else {
                 continue;
             };
             let existing = managed.get(sub).cloned();
-            let change = self
-                .write_one(
+            let plan = self
+                .prepare(
                     session,
                     layer,
                     sublist.id,
                     &sublist.name,
                     existing,
                     &followed,
-                    tracks,
                 )
                 .await?;
-            report.playlists.push(change);
+            plans.push((plan, tracks));
+        }
+
+        // 2. Hand edits become the member's labels: an addition puts the track in that sublist,
+        // a removal takes it out ("not here").
+        let mut added_elsewhere: HashMap<TrackId, SublistId> = HashMap::new();
+        for (plan, _) in &plans {
+            for edit in &plan.change.hand_edits {
+                let (track, on) = match edit {
+                    HandEdit::Added(t) => {
+                        added_elsewhere.insert(t.clone(), plan.change.sublist);
+                        (t, true)
+                    }
+                    HandEdit::Removed(t) => (t, false),
+                };
+                self.label_from_hand_edit(layer, plan.change.sublist, track, on)
+                    .await?;
+            }
+        }
+
+        // 3. The smallest change per playlist.
+        for (mut plan, tracks) in plans {
+            let mut want: Vec<TrackId> = dedup(tracks.iter().cloned());
+            let hand_removed: HashSet<TrackId> = plan
+                .change
+                .hand_edits
+                .iter()
+                .filter_map(|e| match e {
+                    HandEdit::Removed(t) => Some(t.clone()),
+                    HandEdit::Added(_) => None,
+                })
+                .collect();
+            want.retain(|t| !hand_removed.contains(t));
+            if layer.rules.mutual {
+                // A track the member put in another sublist of a mutual layer leaves this one.
+                want.retain(|t| {
+                    added_elsewhere
+                        .get(t)
+                        .is_none_or(|s| *s == plan.change.sublist)
+                });
+            }
+            for e in &plan.change.hand_edits {
+                if let HandEdit::Added(t) = e
+                    && !want.contains(t)
+                {
+                    want.push(t.clone());
+                }
+            }
+            self.apply(session, &mut plan, &want).await?;
+            report.playlists.push(plan.change);
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn write_one(
+    /// Records a hand edit as the member's label. Where the layer's rules refuse the result
+    /// (a complete layer cannot hold the void), the label is cleared so the track is asked
+    /// about again.
+    async fn label_from_hand_edit(
+        &self,
+        layer: &Layer,
+        sublist: SublistId,
+        track: &TrackId,
+        on: bool,
+    ) -> Result<(), SpotifyError> {
+        let store = self.store();
+        let current = store
+            .label(layer.id, track)
+            .await?
+            .map_or(Label::Void, |l| l.label);
+        let next = current.toggled(layer, sublist, on);
+        if next.validate(layer).is_ok() {
+            store
+                .set_label(layer, track, &next, LabelSource::Member, None)
+                .await?;
+        } else {
+            store.clear_label(layer.id, track).await?;
+        }
+        Ok(())
+    }
+
+    /// Finds (or creates) the sublist's playlist and reads what is in it now.
+    async fn prepare(
         &self,
         session: &Session,
         layer: &Layer,
@@ -125,8 +207,7 @@ impl Spotify {
         name: &str,
         existing: Option<(String, Option<String>)>,
         followed: &HashMap<String, bool>,
-        desired: &[TrackId],
-    ) -> Result<PlaylistChange, SpotifyError> {
+    ) -> Result<Plan, SpotifyError> {
         let store = self.store();
         let mut info: Option<PlaylistInfo> = None;
         if let Some((pid, _)) = &existing
@@ -145,78 +226,74 @@ impl Spotify {
             hand_edits: Vec::new(),
             write_calls: 0,
         };
-        let mut current: Vec<TrackId>;
-        let mut snapshot: String;
-        match info {
-            None => {
-                change.created = existing.is_none();
-                change.recreated = existing.is_some();
-                let description = format!(
-                    "Kept by sublist: the “{name}” sublist of your “{}” layer. Edits you make here are respected.",
-                    layer.name
-                );
-                let made = session.create_playlist(name, &description).await?;
-                store
-                    .set_managed_playlist(sub, &made.id, &made.snapshot_id)
-                    .await?;
-                change.playlist_id = made.id;
-                change.name = made.name;
-                snapshot = made.snapshot_id;
-                current = Vec::new();
-            }
-            Some(info) => {
-                let last_written = store.sublist_tracks(sub).await?;
-                let our_snapshot = existing.as_ref().and_then(|(_, s)| s.clone());
-                if our_snapshot.as_deref() == Some(info.snapshot_id.as_str()) {
-                    current = last_written;
-                } else {
-                    let items = session.all_playlist_items(&info.id).await?;
-                    let tracks: Vec<Track> = items.iter().map(|l| l.track.clone()).collect();
-                    store.upsert_tracks(&tracks).await?;
-                    current = dedup(tracks.into_iter().map(|t| t.id));
-                    let now: HashSet<&TrackId> = current.iter().collect();
-                    let before: HashSet<&TrackId> = last_written.iter().collect();
-                    change.hand_edits.extend(
-                        current
-                            .iter()
-                            .filter(|t| !before.contains(t))
-                            .map(|t| HandEdit::Added(t.clone())),
-                    );
-                    change.hand_edits.extend(
-                        last_written
-                            .iter()
-                            .filter(|t| !now.contains(t))
-                            .map(|t| HandEdit::Removed(t.clone())),
-                    );
-                }
-                change.playlist_id = info.id;
-                change.name = info.name;
-                snapshot = info.snapshot_id;
-            }
-        }
+        let Some(info) = info else {
+            change.created = existing.is_none();
+            change.recreated = existing.is_some();
+            let description = format!(
+                "Kept by sublist: the “{name}” sublist of your “{}” layer. Edits you make here are respected.",
+                layer.name
+            );
+            let made = session.create_playlist(name, &description).await?;
+            store
+                .set_managed_playlist(sub, &made.id, &made.snapshot_id)
+                .await?;
+            change.playlist_id = made.id;
+            change.name = made.name;
+            return Ok(Plan {
+                change,
+                current: Vec::new(),
+                snapshot: made.snapshot_id,
+            });
+        };
+        let last_written = store.sublist_tracks(sub).await?;
+        let our_snapshot = existing.as_ref().and_then(|(_, s)| s.clone());
+        let current = if our_snapshot.as_deref() == Some(info.snapshot_id.as_str()) {
+            last_written
+        } else {
+            let items = session.all_playlist_items(&info.id).await?;
+            let tracks: Vec<Track> = items.iter().map(|l| l.track.clone()).collect();
+            store.upsert_tracks(&tracks).await?;
+            let current = dedup(tracks.into_iter().map(|t| t.id));
+            let now: HashSet<&TrackId> = current.iter().collect();
+            let before: HashSet<&TrackId> = last_written.iter().collect();
+            change.hand_edits.extend(
+                current
+                    .iter()
+                    .filter(|t| !before.contains(t))
+                    .map(|t| HandEdit::Added(t.clone())),
+            );
+            change.hand_edits.extend(
+                last_written
+                    .iter()
+                    .filter(|t| !now.contains(t))
+                    .map(|t| HandEdit::Removed(t.clone())),
+            );
+            current
+        };
+        change.playlist_id = info.id;
+        change.name = info.name;
+        Ok(Plan {
+            change,
+            current,
+            snapshot: info.snapshot_id,
+        })
+    }
 
-        // What the playlist should hold: the desired tracks, minus the member's removals,
-        // plus the member's additions.
-        let mut want: Vec<TrackId> = dedup(desired.iter().cloned());
-        let hand_removed: HashSet<&TrackId> = change
-            .hand_edits
-            .iter()
-            .filter_map(|e| match e {
-                HandEdit::Removed(t) => Some(t),
-                HandEdit::Added(_) => None,
-            })
-            .collect();
-        want.retain(|t| !hand_removed.contains(t));
-        for e in &change.hand_edits {
-            if let HandEdit::Added(t) = e
-                && !want.contains(t)
-            {
-                want.push(t.clone());
-            }
-        }
+    /// Writes the difference between the playlist and `want`: removals, then additions
+    /// appended, at most 100 per call. Each accepted call is recorded at once, so a pause
+    /// keeps what is done and the next refresh continues from there.
+    async fn apply(
+        &self,
+        session: &Session,
+        plan: &mut Plan,
+        want: &[TrackId],
+    ) -> Result<(), SpotifyError> {
+        let store = self.store();
+        let sub = plan.change.sublist;
         let want_set: HashSet<&TrackId> = want.iter().collect();
-        let have_set: HashSet<&TrackId> = current.iter().collect();
-        let removes: Vec<TrackId> = current
+        let have_set: HashSet<&TrackId> = plan.current.iter().collect();
+        let removes: Vec<TrackId> = plan
+            .current
             .iter()
             .filter(|t| !want_set.contains(t))
             .cloned()
@@ -226,30 +303,33 @@ impl Spotify {
             .filter(|t| !have_set.contains(t))
             .cloned()
             .collect();
-
-        // Each chunk is recorded as soon as Spotify accepts it, so a pause keeps what is done
-        // and the next refresh continues from there.
         for chunk in removes.chunks(WRITE_CHUNK) {
-            snapshot = session
-                .remove_items(&change.playlist_id, chunk, Some(&snapshot))
+            plan.snapshot = session
+                .remove_items(&plan.change.playlist_id, chunk, Some(&plan.snapshot))
                 .await?;
-            change.write_calls += 1;
+            plan.change.write_calls += 1;
             let gone: HashSet<&TrackId> = chunk.iter().collect();
-            current.retain(|t| !gone.contains(t));
-            store.set_sublist_tracks(sub, &current, &snapshot).await?;
-            change.removed.extend(chunk.iter().cloned());
+            plan.current.retain(|t| !gone.contains(t));
+            store
+                .set_sublist_tracks(sub, &plan.current, &plan.snapshot)
+                .await?;
+            plan.change.removed.extend(chunk.iter().cloned());
         }
         for chunk in adds.chunks(WRITE_CHUNK) {
-            snapshot = session.add_items(&change.playlist_id, chunk).await?;
-            change.write_calls += 1;
-            current.extend(chunk.iter().cloned());
-            store.set_sublist_tracks(sub, &current, &snapshot).await?;
-            change.added.extend(chunk.iter().cloned());
+            plan.snapshot = session.add_items(&plan.change.playlist_id, chunk).await?;
+            plan.change.write_calls += 1;
+            plan.current.extend(chunk.iter().cloned());
+            store
+                .set_sublist_tracks(sub, &plan.current, &plan.snapshot)
+                .await?;
+            plan.change.added.extend(chunk.iter().cloned());
         }
         if removes.is_empty() && adds.is_empty() {
-            store.set_sublist_tracks(sub, &current, &snapshot).await?;
+            store
+                .set_sublist_tracks(sub, &plan.current, &plan.snapshot)
+                .await?;
         }
-        Ok(change)
+        Ok(())
     }
 
     /// The playlists the member owns or follows (at most 10,000).
@@ -278,14 +358,21 @@ impl Spotify {
         Ok(out)
     }
 
-    /// Makes an existing playlist of the member's the playlist of `sublist`: the bot manages
-    /// it from now on. Returns its tracks in order, for the caller to label as imported.
+    /// Makes an existing playlist of the member's the playlist of `sublist` (of `layer`):
+    /// the bot manages it from now on, and its tracks that have no label in the layer get one
+    /// saying they belong here (source "imported").
     pub async fn adopt_playlist(
         &self,
         member: MemberId,
+        layer: &Layer,
         sublist: SublistId,
         playlist_id: &str,
-    ) -> Result<Vec<TrackId>, SpotifyError> {
+    ) -> Result<Adopted, SpotifyError> {
+        if layer.member != member || layer.sublist(sublist).is_none() {
+            return Err(SpotifyError::Protocol(
+                "the sublist is not one of this member's".into(),
+            ));
+        }
         let _guard = self.member_lock(member).await;
         let (session, link) = self.session(member).await?;
         let info = session
@@ -306,8 +393,31 @@ impl Spotify {
         store
             .set_sublist_tracks(sublist, &ids, &info.snapshot_id)
             .await?;
-        Ok(ids)
+        let mut labelled = 0;
+        let label = Label::one(sublist);
+        for t in &ids {
+            if store.label(layer.id, t).await?.is_none()
+                && store
+                    .set_label(layer, t, &label, LabelSource::Imported, None)
+                    .await?
+            {
+                labelled += 1;
+            }
+        }
+        Ok(Adopted {
+            tracks: ids,
+            labelled,
+        })
     }
+}
+
+/// What adopting a playlist did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adopted {
+    /// The playlist's tracks, in order.
+    pub tracks: Vec<TrackId>,
+    /// How many of them got an imported label (the others were labelled already).
+    pub labelled: u32,
 }
 
 /// A playlist in the member's library, for choosing a motherlist or a playlist to adopt.
@@ -318,6 +428,14 @@ pub struct PlaylistSummary {
     /// Owned or collaborative: Spotify serves its tracks and sublist may use it.
     pub editable: bool,
     pub total: Option<u32>,
+}
+
+/// One sublist's playlist during a refresh.
+struct Plan {
+    change: PlaylistChange,
+    /// What the playlist holds now, in order.
+    current: Vec<TrackId>,
+    snapshot: String,
 }
 
 fn dedup(ids: impl IntoIterator<Item = TrackId>) -> Vec<TrackId> {

@@ -14,6 +14,8 @@ use sublist::store::Store;
 
 use super::openapi::Spec;
 
+mod upkeep;
+
 pub(crate) fn spec() -> &'static Spec {
     static SPEC: OnceLock<Spec> = OnceLock::new();
     SPEC.get_or_init(|| {
@@ -145,7 +147,7 @@ pub(crate) async fn link(r: &Rig, member: MemberId, user: &str) {
         .expect("link completes");
 }
 
-fn no_progress() -> impl Fn(SyncProgress) + Send + Sync {
+pub(crate) fn no_progress() -> impl Fn(SyncProgress) + Send + Sync {
     |_| {}
 }
 
@@ -164,7 +166,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-const ALICE: MemberId = MemberId(1001);
+pub(crate) const ALICE: MemberId = MemberId(1001);
 const BOB: MemberId = MemberId(1002);
 
 #[tokio::test]
@@ -192,6 +194,20 @@ async fn link_by_paste_stores_sealed_tokens_and_the_account_id() {
     assert_eq!(account.user_id, "alice");
     let info = r.spotify.link_info(ALICE).await.unwrap().unwrap();
     assert!(info.active && !info.expires_soon);
+    let week = chrono::Duration::days(7);
+    assert!(
+        r.spotify
+            .links_expiring_within(week)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let soon = r
+        .spotify
+        .links_expiring_within(chrono::Duration::days(190))
+        .await
+        .unwrap();
+    assert_eq!(soon, vec![(ALICE, info.refresh_expires_at)]);
     let months = (info.refresh_expires_at - chrono::Utc::now()).num_days();
     assert!(
         (180..=185).contains(&months),
@@ -272,6 +288,7 @@ async fn foreign_expired_and_declined_states_are_refused() {
         .unwrap_err();
     assert!(matches!(err, LinkError::PasteUnreadable));
     assert!(r.spotify.link_info(BOB).await.unwrap().is_none());
+    assert_bodies_valid(&r.local);
 }
 
 #[tokio::test]
@@ -314,6 +331,7 @@ async fn link_by_redirect_to_the_web_callback() {
         .unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
     server.abort();
+    assert_bodies_valid(&r.local);
 }
 
 #[tokio::test]
@@ -354,7 +372,22 @@ async fn one_account_per_member_and_apps_fill_up() {
     assert!(err.operator_hint().unwrap().contains("[[spotify.apps]]"));
     // Unlinking frees the slot.
     assert!(r.spotify.unlink(BOB).await.unwrap());
+    assert!(r.spotify.link_info(BOB).await.unwrap().is_none());
     assert!(r.spotify.start_link(MemberId(1003)).await.is_ok());
+    // Forgetting a member removes their link and everything synced.
+    r.local.seed_liked("alice", 10);
+    r.spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap();
+    assert!(r.store.delete_member(ALICE).await.unwrap());
+    assert!(r.spotify.link_info(ALICE).await.unwrap().is_none());
+    assert!(r.store.liked_ids(ALICE).await.unwrap().is_empty());
+    assert!(matches!(
+        r.spotify.sync_motherlist(ALICE, &no_progress()).await,
+        Err(SpotifyError::NotLinked)
+    ));
+    assert_bodies_valid(&r.local);
 }
 
 #[tokio::test]
@@ -427,6 +460,41 @@ async fn refresh_keeps_or_rotates_the_refresh_token_and_invalid_grant_ends_the_l
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_401_mid_session_refreshes_once_and_carries_on() {
+    let r = rig().await;
+    link(&r, ALICE, "alice").await;
+    r.local.seed_liked("alice", 60);
+    r.spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap();
+    r.local.expire_access_tokens();
+    r.local.like("alice", &[track_id(900)]);
+    r.local.clear_log();
+    let rep = r
+        .spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap();
+    assert_eq!(rep.new_tracks, vec![track_id(900)]);
+    let seen: Vec<(String, u16)> = r
+        .local
+        .requests()
+        .iter()
+        .map(|l| (l.path.clone(), l.status))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("/me/tracks".to_string(), 401),
+            ("/api/token".to_string(), 200),
+            ("/me/tracks".to_string(), 200)
+        ]
+    );
+    assert_bodies_valid(&r.local);
 }
 
 #[tokio::test]
@@ -697,6 +765,32 @@ async fn quota_exceeded_pauses_the_app_until_the_time_spotify_gives() {
 }
 
 #[tokio::test]
+async fn the_quota_body_validates() {
+    let r = rig().await;
+    link(&r, ALICE, "alice").await;
+    r.local.inject(
+        Some("GET"),
+        "/me/tracks",
+        Failure::Quota { retry_after: 60 },
+        1,
+    );
+    assert!(
+        r.spotify
+            .sync_motherlist(ALICE, &no_progress())
+            .await
+            .is_err()
+    );
+    let quota = r
+        .local
+        .requests()
+        .into_iter()
+        .filter(|l| l.status == 429)
+        .count();
+    assert_eq!(quota, 1);
+    assert_bodies_valid(&r.local);
+}
+
+#[tokio::test]
 async fn audio_descriptors_come_in_batches_of_40_and_are_cached() {
     let r = rig_with(vec![app("app1", 5, REDIRECT)], AudioProvider::Reccobeats, 0).await;
     link(&r, ALICE, "alice").await;
@@ -739,4 +833,48 @@ async fn audio_descriptors_come_in_batches_of_40_and_are_cached() {
         .unwrap();
     assert_eq!(off.spotify.fill_audio(1000).await.unwrap().requests, 0);
     assert_eq!(off.local.count("GET", "/audio-features"), 0);
+    assert_bodies_valid(&r.local);
+}
+
+#[tokio::test]
+async fn the_demo_links_syncs_and_keeps_playlists_through_production_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_at(&dir.path().join("demo.db"), &[9u8; 32])
+        .await
+        .unwrap();
+    let demo = sublist::spotify::demo::start(store.clone(), ALICE, 120)
+        .await
+        .unwrap();
+    let rep = demo
+        .spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap();
+    assert_eq!((rep.new_tracks.len(), rep.requests), (120, 3));
+    let layer = store
+        .create_layer(
+            ALICE,
+            "Demo",
+            sublist::domain::LayerRules {
+                mutual: true,
+                complete: false,
+            },
+        )
+        .await
+        .unwrap();
+    let s = store.add_sublist(layer.id, "First", "🎸").await.unwrap();
+    let layer = store.layer(layer.id).await.unwrap().unwrap();
+    let liked = store.liked_ids(ALICE).await.unwrap();
+    let w = demo
+        .spotify
+        .write_sublists(ALICE, &layer, &[(s.id, liked[..10].to_vec())])
+        .await
+        .unwrap();
+    assert_eq!(
+        demo.local
+            .playlist_tracks(&w.playlists[0].playlist_id)
+            .unwrap(),
+        liked[..10].to_vec()
+    );
+    assert_bodies_valid(&demo.local);
 }
