@@ -10,7 +10,7 @@ use serenity::{
     CreateInteractionResponseMessage, FullEvent, Interaction, ModalInteraction, Reaction,
 };
 
-use super::custom_id::{CustomId, MENU_VOID, PromptAction};
+use super::custom_id::{CustomId, PromptAction};
 use super::error::{answer_private, describe};
 use super::prompts::{self, Answer};
 use super::render::{self, ReactionMeaning};
@@ -177,11 +177,8 @@ async fn on_component(fw: Fw<'_>, c: &ComponentInteraction) -> Result<(), Error>
     Ok(())
 }
 
-/// The label a select menu's values name; values are sublist ids (or the void's value).
+/// The label a select menu's values name: sublist ids; none at all is the void.
 fn menu_answer(values: &[String]) -> Result<Answer, Error> {
-    if values.iter().any(|v| v == MENU_VOID) {
-        return Ok(Answer::Void(true));
-    }
     let mut set = BTreeSet::new();
     for v in values {
         let id: i64 = v.parse().map_err(|_| {
@@ -195,6 +192,13 @@ fn menu_answer(values: &[String]) -> Result<Answer, Error> {
 async fn on_modal(fw: Fw<'_>, m: &ModalInteraction) -> Result<(), Error> {
     let http = &fw.serenity_context.http;
     if CustomId::parse(&m.data.custom_id) != Some(CustomId::LinkModal) {
+        answer_private(
+            http,
+            m.id,
+            &m.token,
+            "This form belongs to an older version of the bot. Use `/link` again.",
+        )
+        .await?;
         return Ok(());
     }
     let pasted = m

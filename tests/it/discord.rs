@@ -1417,3 +1417,89 @@ async fn in_a_mutual_layer_the_latest_reaction_wins() {
     assert_eq!(h.label(&layer, 4).await, Some(Label::Void));
     h.finish().await;
 }
+
+#[tokio::test]
+async fn the_menu_sets_a_non_mutual_label_and_unknown_buttons_are_answered() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Genre", false, false, &[("Rock", "🎸"), ("Jazz", "🎷")])
+        .await;
+    let (rock, jazz) = (layer.sublists[0].id, layer.sublists[1].id);
+    let (pid, channel, message) = h.post(&layer, 5).await;
+    let menu = format!("v1:p:{}:menu", pid.0);
+    let (r, j) = (rock.0.to_string(), jazz.0.to_string());
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &menu, Some(vec![&r, &j])),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["type"], 7);
+    assert_eq!(
+        cb["data"]["embeds"][0]["fields"][2]["value"],
+        "🎸 Rock, 🎷 Jazz"
+    );
+    assert_eq!(h.label(&layer, 5).await, Some(set(&[rock, jazz])));
+
+    // An empty selection in an incomplete layer is the void.
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &menu, Some(vec![])),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["type"], 7);
+    assert_eq!(h.label(&layer, 5).await, Some(Label::Void));
+
+    // A value that is not a sublist of the layer is refused with the layer's rule.
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &menu, Some(vec!["999999"])),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["data"]["flags"], 64);
+    assert_eq!(
+        cb["data"]["content"],
+        "The layer “Genre” has no sublist with that id."
+    );
+    assert_eq!(h.label(&layer, 5).await, Some(Label::Void));
+
+    // Skip keeps the question for later.
+    let id = h.id();
+    let skip = format!("v1:p:{}:skip", pid.0);
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &skip, None),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["type"], 7);
+    assert_eq!(
+        h.store.prompt(pid).await.unwrap().unwrap().state,
+        PromptState::Skipped
+    );
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, "v0:p:1:skip", None),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["data"]["flags"], 64);
+    assert!(
+        cb["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("older version")
+    );
+    h.finish().await;
+}
