@@ -628,6 +628,13 @@ async fn many_new_tracks_at_once_become_a_few_prompts_and_a_digest() {
         discord::DIGEST_AFTER,
         "never more prompts than the budget allows"
     );
+    let dm_opened = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/users/@me/channels")
+        .count();
+    assert_eq!(dm_opened, 1, "the DM is opened once, then reused");
     h.finish().await;
 }
 
