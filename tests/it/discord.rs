@@ -1510,3 +1510,22 @@ async fn the_menu_sets_a_non_mutual_label_and_unknown_buttons_are_answered() {
     );
     h.finish().await;
 }
+
+#[tokio::test]
+async fn closed_dms_are_explained_and_leave_no_open_prompt() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    h.fake.close_channel(ADA + DM_OFFSET);
+    let (id, cb) = h
+        .command(ADA, "label", json!([opt("count", 4, json!(1))]))
+        .await;
+    assert_eq!(cb["type"], 5);
+    let reply = h.fake.deferred_reply(id).await;
+    assert_eq!(
+        reply["content"],
+        "I can't send you direct messages. Allow DMs from this server's members, or choose \
+         `prompts: in the server's prompt channel` in `/settings`."
+    );
+    assert_eq!(h.store.open_prompt_count(MemberId(ADA)).await.unwrap(), 0);
+    h.finish().await;
+}
