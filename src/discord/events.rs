@@ -84,7 +84,7 @@ async fn on_reaction(fw: Fw<'_>, r: &Reaction, added: bool) -> Result<(), Error>
         Some(ReactionMeaning::Void) => Answer::Void(added),
         None => return Ok(()),
     };
-    let answered = prompts::answer(&data.store, prompt, answer).await?;
+    let answered = data.answers.answer(&data.store, prompt, answer).await?;
     answered.edit_message(http).await?;
     Ok(())
 }
@@ -130,7 +130,7 @@ async fn on_component(fw: Fw<'_>, c: &ComponentInteraction) -> Result<(), Error>
                     _ => return Err(super::error::user_error("That menu answer was empty.")),
                 },
             };
-            let answered = prompts::answer(&data.store, p, answer).await?;
+            let answered = data.answers.answer(&data.store, p, answer).await?;
             let update = CreateInteractionResponseMessage::new()
                 .embed(answered.embed())
                 .components(answered.components());

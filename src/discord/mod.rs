@@ -40,6 +40,7 @@ pub struct Data {
     pub backend: Arc<dyn Backend>,
     /// Posts prompts and announcements (shares its DM cache with [`Bot::notifier`]).
     pub notifier: Notifier,
+    pub(crate) answers: prompts::AnswerLocks,
 }
 
 /// How to reach Discord.
@@ -169,6 +170,7 @@ pub async fn start(
                     notifier: Notifier::new(ctx.http.clone(), setup_store.clone(), setup_dms),
                     store: setup_store,
                     backend,
+                    answers: prompts::AnswerLocks::default(),
                 })
             })
         })

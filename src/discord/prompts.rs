@@ -3,6 +3,7 @@
 //! after a restart.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 use serenity::{
@@ -236,6 +237,31 @@ impl Answered {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// One answer at a time per prompt: reactions arrive concurrently, and each answer reads the
+/// label it changes.
+#[derive(Default)]
+pub(crate) struct AnswerLocks(dashmap::DashMap<PromptId, Arc<tokio::sync::Mutex<()>>>);
+
+impl AnswerLocks {
+    /// [`answer`], after the answers already under way for the same prompt.
+    pub(crate) async fn answer(
+        &self,
+        store: &Store,
+        prompt: Prompt,
+        answer: Answer,
+    ) -> Result<Answered, Error> {
+        let id = prompt.id;
+        let lock = self.0.entry(id).or_default().clone();
+        let result = {
+            let _turn = lock.lock().await;
+            self::answer(store, prompt, answer).await
+        };
+        // Forget the lock when no one else waits on it (the map and `lock` hold it).
+        self.0.remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
+        result
     }
 }
 

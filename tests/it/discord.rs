@@ -1529,3 +1529,24 @@ async fn closed_dms_are_explained_and_leave_no_open_prompt() {
     assert_eq!(h.store.open_prompt_count(MemberId(ADA)).await.unwrap(), 0);
     h.finish().await;
 }
+
+#[tokio::test]
+async fn reactions_arriving_together_are_all_kept() {
+    let h = Harness::new().await;
+    let subs = [("A", "🍎"), ("B", "🍐"), ("C", "🍊"), ("D", "🍋")];
+    let layer = h.layer("Fruit", false, false, &subs).await;
+    let (_, channel, message) = h.post(&layer, 6).await;
+    // All four taps are sent before the bot has answered any of them.
+    for (_, emoji) in subs {
+        h.fake
+            .dispatch(
+                "MESSAGE_REACTION_ADD",
+                reaction(ADA, channel, message, emoji),
+            )
+            .await;
+    }
+    h.nth_edit(channel, message, 4).await;
+    let all: Vec<SublistId> = layer.sublists.iter().map(|s| s.id).collect();
+    assert_eq!(h.label(&layer, 6).await, Some(set(&all)));
+    h.finish().await;
+}
