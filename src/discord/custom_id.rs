@@ -38,9 +38,6 @@ pub enum CustomId {
     Forget { member: MemberId, confirm: bool },
 }
 
-/// The value of the void in a prompt's select menu.
-pub const MENU_VOID: &str = "void";
-
 impl CustomId {
     pub fn encode(&self) -> String {
         let s = match self {

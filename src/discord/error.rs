@@ -31,6 +31,9 @@ pub fn user_message(err: &Error) -> Option<String> {
         if let Some(BackendError::Refused(s)) = cause.downcast_ref::<BackendError>() {
             return Some(s.clone());
         }
+        if let Some(sentence) = discord_refusal(cause) {
+            return Some(sentence.to_string());
+        }
         match cause.downcast_ref::<StoreError>() {
             Some(StoreError::Domain(d)) => return Some(d.to_string()),
             Some(StoreError::NotFound(what)) => {
@@ -40,6 +43,26 @@ pub fn user_message(err: &Error) -> Option<String> {
         }
     }
     None
+}
+
+/// Discord's refusals that the member (or a server manager) can fix.
+fn discord_refusal(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let Some(serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(response))) =
+        cause.downcast_ref::<serenity::Error>()
+    else {
+        return None;
+    };
+    match response.error.code {
+        50007 => Some(
+            "I can't send you direct messages. Allow DMs from this server's members, or choose \
+             `prompts: in the server's prompt channel` in `/settings`.",
+        ),
+        50001 | 50013 => Some(
+            "I'm not allowed to post in that channel. A server manager can give me the Send \
+             Messages permission there, or choose another channel with `/setup`.",
+        ),
+        _ => None,
+    }
 }
 
 /// A short id that ties a member's message to the log line holding the cause.

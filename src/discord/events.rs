@@ -10,7 +10,7 @@ use serenity::{
     CreateInteractionResponseMessage, FullEvent, Interaction, ModalInteraction, Reaction,
 };
 
-use super::custom_id::{CustomId, MENU_VOID, PromptAction};
+use super::custom_id::{CustomId, PromptAction};
 use super::error::{answer_private, describe};
 use super::prompts::{self, Answer};
 use super::render::{self, ReactionMeaning};
@@ -84,7 +84,7 @@ async fn on_reaction(fw: Fw<'_>, r: &Reaction, added: bool) -> Result<(), Error>
         Some(ReactionMeaning::Void) => Answer::Void(added),
         None => return Ok(()),
     };
-    let answered = prompts::answer(&data.store, prompt, answer).await?;
+    let answered = data.answers.answer(&data.store, prompt, answer).await?;
     answered.edit_message(http).await?;
     Ok(())
 }
@@ -130,7 +130,7 @@ async fn on_component(fw: Fw<'_>, c: &ComponentInteraction) -> Result<(), Error>
                     _ => return Err(super::error::user_error("That menu answer was empty.")),
                 },
             };
-            let answered = prompts::answer(&data.store, p, answer).await?;
+            let answered = data.answers.answer(&data.store, p, answer).await?;
             let update = CreateInteractionResponseMessage::new()
                 .embed(answered.embed())
                 .components(answered.components());
@@ -177,11 +177,8 @@ async fn on_component(fw: Fw<'_>, c: &ComponentInteraction) -> Result<(), Error>
     Ok(())
 }
 
-/// The label a select menu's values name; values are sublist ids (or the void's value).
+/// The label a select menu's values name: sublist ids; none at all is the void.
 fn menu_answer(values: &[String]) -> Result<Answer, Error> {
-    if values.iter().any(|v| v == MENU_VOID) {
-        return Ok(Answer::Void(true));
-    }
     let mut set = BTreeSet::new();
     for v in values {
         let id: i64 = v.parse().map_err(|_| {
@@ -195,6 +192,13 @@ fn menu_answer(values: &[String]) -> Result<Answer, Error> {
 async fn on_modal(fw: Fw<'_>, m: &ModalInteraction) -> Result<(), Error> {
     let http = &fw.serenity_context.http;
     if CustomId::parse(&m.data.custom_id) != Some(CustomId::LinkModal) {
+        answer_private(
+            http,
+            m.id,
+            &m.token,
+            "This form belongs to an older version of the bot. Use `/link` again.",
+        )
+        .await?;
         return Ok(());
     }
     let pasted = m

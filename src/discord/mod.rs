@@ -38,6 +38,9 @@ pub type Context<'a> = poise::Context<'a, Data, Error>;
 pub struct Data {
     pub store: Store,
     pub backend: Arc<dyn Backend>,
+    /// Posts prompts and announcements (shares its DM cache with [`Bot::notifier`]).
+    pub notifier: Notifier,
+    pub(crate) answers: prompts::AnswerLocks,
 }
 
 /// How to reach Discord.
@@ -138,6 +141,8 @@ pub async fn start(
     let register = options.register_commands;
     let guild = options.guild_id;
     let setup_store = store.clone();
+    let dms = Arc::new(prompts::DmChannels::new());
+    let setup_dms = dms.clone();
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands(),
@@ -162,8 +167,10 @@ pub async fn start(
                     tracing::info!(commands = registered.len(), "registered the slash commands");
                 }
                 Ok(Data {
+                    notifier: Notifier::new(ctx.http.clone(), setup_store.clone(), setup_dms),
                     store: setup_store,
                     backend,
+                    answers: prompts::AnswerLocks::default(),
                 })
             })
         })
@@ -172,7 +179,7 @@ pub async fn start(
         .framework(framework)
         .await?;
     let shard_manager = client.shard_manager.clone();
-    let notifier = Notifier::new(client.http.clone(), store);
+    let notifier = Notifier::new(client.http.clone(), store, dms);
     let task = tokio::spawn(async move {
         if let Err(e) = client.start().await {
             tracing::error!(error = %e, "the Discord client stopped");

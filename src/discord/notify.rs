@@ -10,7 +10,7 @@ use serenity::{CreateMessage, Http};
 use super::Error;
 use super::backend::{PromptRequest, RefreshSummary};
 use super::custom_id::PromptId;
-use super::prompts::{self, Purpose};
+use super::prompts::{self, DmChannels, Purpose};
 use super::render;
 use crate::domain::MemberId;
 use crate::store::Store;
@@ -35,11 +35,12 @@ pub struct PostOutcome {
 pub struct Notifier {
     http: Arc<Http>,
     store: Store,
+    dms: Arc<DmChannels>,
 }
 
 impl Notifier {
-    pub(crate) fn new(http: Arc<Http>, store: Store) -> Notifier {
-        Notifier { http, store }
+    pub(crate) fn new(http: Arc<Http>, store: Store, dms: Arc<DmChannels>) -> Notifier {
+        Notifier { http, store, dms }
     }
 
     /// Posts prompts for newly liked tracks, within the member's budget of open prompts; when
@@ -83,7 +84,7 @@ impl Notifier {
                 out.held_back += 1;
                 continue;
             }
-            match prompts::post(&self.http, &self.store, &req).await? {
+            match prompts::post(&self.http, &self.store, &self.dms, &req).await? {
                 Some(id) => out.posted.push(id),
                 None => out.already_asked += 1,
             }
@@ -93,6 +94,7 @@ impl Notifier {
             prompts::send_to_member(
                 &self.http,
                 &self.store,
+                &self.dms,
                 member,
                 Purpose::Prompt,
                 CreateMessage::new().content(text),
@@ -151,6 +153,7 @@ impl Notifier {
         prompts::send_to_member(
             &self.http,
             &self.store,
+            &self.dms,
             member,
             Purpose::Announcement,
             CreateMessage::new().content(render::truncate(&text, render::MESSAGE_MAX)),

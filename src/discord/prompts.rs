@@ -3,6 +3,7 @@
 //! after a restart.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
 use serenity::{
@@ -31,6 +32,9 @@ pub(crate) async fn member_settings(
         .ok_or_else(|| anyhow::anyhow!("member {member} vanished while being recorded"))
 }
 
+/// DM channel ids by member, so a DM is opened once per process (opening one is a REST call).
+pub(crate) type DmChannels = dashmap::DashMap<u64, ChannelId>;
+
 /// Where a message for a member goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Purpose {
@@ -43,6 +47,7 @@ pub(crate) enum Purpose {
 pub(crate) async fn destination(
     http: &Http,
     store: &Store,
+    dms: &DmChannels,
     member: MemberId,
     purpose: Purpose,
 ) -> Result<(ChannelId, bool), Error> {
@@ -61,7 +66,11 @@ pub(crate) async fn destination(
     match channel {
         Some(c) => Ok((ChannelId::new(c), false)),
         None => {
+            if let Some(known) = dms.get(&member.0) {
+                return Ok((*known, true));
+            }
             let dm = UserId::new(member.0).create_dm_channel(http).await?;
+            dms.insert(member.0, dm.id);
             Ok((dm.id, true))
         }
     }
@@ -72,11 +81,12 @@ pub(crate) async fn destination(
 pub(crate) async fn send_to_member(
     http: &Http,
     store: &Store,
+    dms: &DmChannels,
     member: MemberId,
     purpose: Purpose,
     message: CreateMessage,
 ) -> Result<serenity::Message, Error> {
-    let (channel, _) = destination(http, store, member, purpose).await?;
+    let (channel, _) = destination(http, store, dms, member, purpose).await?;
     let message =
         message.allowed_mentions(CreateAllowedMentions::new().users([UserId::new(member.0)]));
     Ok(channel.send_message(http, message).await?)
@@ -104,6 +114,7 @@ fn guess_of(p: &Prompt) -> Option<Guess> {
 pub(crate) async fn post(
     http: &Http,
     store: &Store,
+    dms: &DmChannels,
     req: &PromptRequest,
 ) -> Result<Option<PromptId>, Error> {
     let layer = layer_of(store, req.member, req.layer).await?;
@@ -129,7 +140,7 @@ pub(crate) async fn post(
         current: None,
         shown: PromptShown::Open,
     };
-    let (channel, is_dm) = match destination(http, store, req.member, Purpose::Prompt).await {
+    let (channel, is_dm) = match destination(http, store, dms, req.member, Purpose::Prompt).await {
         Ok(d) => d,
         Err(e) => {
             store.delete_prompt(id).await?;
@@ -226,6 +237,31 @@ impl Answered {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// One answer at a time per prompt: reactions arrive concurrently, and each answer reads the
+/// label it changes.
+#[derive(Default)]
+pub(crate) struct AnswerLocks(dashmap::DashMap<PromptId, Arc<tokio::sync::Mutex<()>>>);
+
+impl AnswerLocks {
+    /// [`answer`], after the answers already under way for the same prompt.
+    pub(crate) async fn answer(
+        &self,
+        store: &Store,
+        prompt: Prompt,
+        answer: Answer,
+    ) -> Result<Answered, Error> {
+        let id = prompt.id;
+        let lock = self.0.entry(id).or_default().clone();
+        let result = {
+            let _turn = lock.lock().await;
+            self::answer(store, prompt, answer).await
+        };
+        // Forget the lock when no one else waits on it (the map and `lock` hold it).
+        self.0.remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
+        result
     }
 }
 

@@ -628,6 +628,13 @@ async fn many_new_tracks_at_once_become_a_few_prompts_and_a_digest() {
         discord::DIGEST_AFTER,
         "never more prompts than the budget allows"
     );
+    let dm_opened = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/users/@me/channels")
+        .count();
+    assert_eq!(dm_opened, 1, "the DM is opened once, then reused");
     h.finish().await;
 }
 
@@ -1415,5 +1422,131 @@ async fn in_a_mutual_layer_the_latest_reaction_wins() {
     react("MESSAGE_REACTION_ADD", "🕳️").await;
     h.nth_edit(channel, message, 5).await;
     assert_eq!(h.label(&layer, 4).await, Some(Label::Void));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_menu_sets_a_non_mutual_label_and_unknown_buttons_are_answered() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Genre", false, false, &[("Rock", "🎸"), ("Jazz", "🎷")])
+        .await;
+    let (rock, jazz) = (layer.sublists[0].id, layer.sublists[1].id);
+    let (pid, channel, message) = h.post(&layer, 5).await;
+    let menu = format!("v1:p:{}:menu", pid.0);
+    let (r, j) = (rock.0.to_string(), jazz.0.to_string());
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &menu, Some(vec![&r, &j])),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["type"], 7);
+    assert_eq!(
+        cb["data"]["embeds"][0]["fields"][2]["value"],
+        "🎸 Rock, 🎷 Jazz"
+    );
+    assert_eq!(h.label(&layer, 5).await, Some(set(&[rock, jazz])));
+
+    // An empty selection in an incomplete layer is the void.
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &menu, Some(vec![])),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["type"], 7);
+    assert_eq!(h.label(&layer, 5).await, Some(Label::Void));
+
+    // A value that is not a sublist of the layer is refused with the layer's rule.
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &menu, Some(vec!["999999"])),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["data"]["flags"], 64);
+    assert_eq!(
+        cb["data"]["content"],
+        "The layer “Genre” has no sublist with that id."
+    );
+    assert_eq!(h.label(&layer, 5).await, Some(Label::Void));
+
+    // Skip keeps the question for later.
+    let id = h.id();
+    let skip = format!("v1:p:{}:skip", pid.0);
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, &skip, None),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["type"], 7);
+    assert_eq!(
+        h.store.prompt(pid).await.unwrap().unwrap().state,
+        PromptState::Skipped
+    );
+
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, channel, message, "v0:p:1:skip", None),
+        )
+        .await;
+    let cb = h.fake.callback(id).await;
+    assert_eq!(cb["data"]["flags"], 64);
+    assert!(
+        cb["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("older version")
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn closed_dms_are_explained_and_leave_no_open_prompt() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    h.fake.close_channel(ADA + DM_OFFSET);
+    let (id, cb) = h
+        .command(ADA, "label", json!([opt("count", 4, json!(1))]))
+        .await;
+    assert_eq!(cb["type"], 5);
+    let reply = h.fake.deferred_reply(id).await;
+    assert_eq!(
+        reply["content"],
+        "I can't send you direct messages. Allow DMs from this server's members, or choose \
+         `prompts: in the server's prompt channel` in `/settings`."
+    );
+    assert_eq!(h.store.open_prompt_count(MemberId(ADA)).await.unwrap(), 0);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn reactions_arriving_together_are_all_kept() {
+    let h = Harness::new().await;
+    let subs = [("A", "🍎"), ("B", "🍐"), ("C", "🍊"), ("D", "🍋")];
+    let layer = h.layer("Fruit", false, false, &subs).await;
+    let (_, channel, message) = h.post(&layer, 6).await;
+    // All four taps are sent before the bot has answered any of them.
+    for (_, emoji) in subs {
+        h.fake
+            .dispatch(
+                "MESSAGE_REACTION_ADD",
+                reaction(ADA, channel, message, emoji),
+            )
+            .await;
+    }
+    h.nth_edit(channel, message, 4).await;
+    let all: Vec<SublistId> = layer.sublists.iter().map(|s| s.id).collect();
+    assert_eq!(h.label(&layer, 6).await, Some(set(&all)));
     h.finish().await;
 }

@@ -43,6 +43,8 @@ struct Shared {
     seq: AtomicU64,
     next_id: AtomicU64,
     sessions_started: AtomicU64,
+    /// Channels where posting a message is refused as Discord refuses closed DMs.
+    closed: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 /// The fake Discord.
@@ -99,12 +101,16 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if bytes[i] == b'%'
+            && let Some(b) = hex
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -158,6 +164,12 @@ async fn rest(
         }
         ("POST", ["channels", channel, "messages"]) => {
             let channel: u64 = channel.parse().unwrap_or(0);
+            if shared.closed.lock().unwrap().contains(&channel) {
+                return json_response(
+                    StatusCode::FORBIDDEN,
+                    json!({"message": "Cannot send messages to this user", "code": 50007}),
+                );
+            }
             json_response(
                 StatusCode::OK,
                 message_json(new_id(), channel, BOT_ID, content),
@@ -271,6 +283,7 @@ impl FakeDiscord {
             seq: AtomicU64::new(1),
             next_id: AtomicU64::new(800_000_000_000_000_001),
             sessions_started: AtomicU64::new(0),
+            closed: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
         let gw = shared.clone();
         tokio::spawn(async move {
@@ -287,6 +300,11 @@ impl FakeDiscord {
             let _ = axum::serve(rest_listener, app).await;
         });
         FakeDiscord { rest_url, shared }
+    }
+
+    /// Refuses messages in `channel` from now on (a member who closed their DMs).
+    pub fn close_channel(&self, channel: u64) {
+        self.shared.closed.lock().unwrap().insert(channel);
     }
 
     /// How many gateway sessions reached READY so far.

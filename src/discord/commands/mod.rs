@@ -37,11 +37,11 @@ pub(crate) async fn member(ctx: Context<'_>) -> Result<MemberId, Error> {
     let id = MemberId(ctx.author().id.get());
     let store = &ctx.data().store;
     let mut settings = super::prompts::member_settings(store, id).await?;
-    if let Some(guild) = ctx.guild_id() {
-        if settings.guild_id != Some(guild.get()) {
-            settings.guild_id = Some(guild.get());
-            store.set_member_settings(id, &settings).await?;
-        }
+    if let Some(guild) = ctx.guild_id()
+        && settings.guild_id != Some(guild.get())
+    {
+        settings.guild_id = Some(guild.get());
+        store.set_member_settings(id, &settings).await?;
     }
     Ok(id)
 }
@@ -112,7 +112,7 @@ pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -5,7 +5,6 @@ use serenity::EditInteractionResponse;
 
 use super::{Context, Error, autocomplete_layer, find_layer, member, private};
 use crate::discord::backend::{TrainTicket, TrainUpdate};
-use crate::discord::notify::Notifier;
 use crate::discord::render::{self, percent};
 use crate::domain::LayerId;
 
@@ -62,7 +61,7 @@ pub async fn label(
         .await?;
         return Ok(());
     }
-    let notifier = Notifier::new(ctx.serenity_context().http.clone(), data.store.clone());
+    let notifier = &data.notifier;
     let out = notifier
         .post_requested(member, requests, count as usize)
         .await?;
@@ -179,7 +178,7 @@ pub async fn refresh(ctx: Context<'_>) -> Result<(), Error> {
     ctx.defer_ephemeral().await?;
     let data = ctx.data();
     let summary = data.backend.refresh(member).await?;
-    let notifier = Notifier::new(ctx.serenity_context().http.clone(), data.store.clone());
+    let notifier = &data.notifier;
     notifier.announce_refresh(member, &summary).await?;
     ctx.send(private(render::refresh_announcement(member, &summary)))
         .await?;
