@@ -178,7 +178,7 @@ impl<H: JobHandler> Runner<H> {
             if *shutdown.borrow() {
                 break;
             }
-            let mut started = false;
+            let mut progressed = false;
             for (lane, slots) in [(Lane::Device, &device), (Lane::Network, &network)] {
                 let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
                     continue;
@@ -197,16 +197,18 @@ impl<H: JobHandler> Runner<H> {
                             drop(permit);
                         });
                         running.insert(handle.id(), id);
-                        started = true;
+                        progressed = true;
                     }
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "could not claim a job"),
                 }
             }
+            // A job that ended freed a slot: look for work again before waiting.
             while let Some(done) = tasks.try_join_next_with_id() {
                 self.lost(forget(&mut running, done)).await;
+                progressed = true;
             }
-            if started {
+            if progressed {
                 continue;
             }
             tokio::select! {
