@@ -71,7 +71,7 @@ pub trait JobHandler: Send + Sync + 'static {
 /// How the runner behaves.
 #[derive(Clone, Debug)]
 pub struct RunnerSettings {
-    /// Device jobs running at once: the number of device workers.
+    /// Device jobs running at once: the number of device workers (at least one).
     pub device_slots: usize,
     /// Network jobs running at once.
     pub network_concurrency: usize,
@@ -169,7 +169,7 @@ impl<H: JobHandler> Runner<H> {
             }
         }
 
-        let device = Arc::new(Semaphore::new(self.settings.device_slots));
+        let device = Arc::new(Semaphore::new(self.settings.device_slots.max(1)));
         let network = Arc::new(Semaphore::new(self.settings.network_concurrency.max(1)));
         let mut tasks = JoinSet::new();
         let mut running: HashMap<tokio::task::Id, JobId> = HashMap::new();
