@@ -28,6 +28,13 @@ pub enum JobError {
     /// Will fail again however often it is tried.
     #[error("{0}")]
     Fatal(String),
+    /// Not now: run again after `until`, without spending an attempt (Spotify's quota or
+    /// Retry-After said when). `reason` is kept as the job's last error.
+    #[error("deferred until {until}: {reason}")]
+    Deferred {
+        until: chrono::DateTime<chrono::Utc>,
+        reason: String,
+    },
     /// The handler stopped because its cancel token fired.
     #[error("cancelled")]
     Cancelled,
@@ -325,6 +332,10 @@ async fn execute<H: JobHandler>(
             }
             Ended::Returned(Err(JobError::Cancelled)) => {
                 queue.finish_cancelled(job.id).await.map(|()| None)
+            }
+            Ended::Returned(Err(JobError::Deferred { until, reason })) => {
+                tracing::info!(%until, %reason, "job deferred");
+                queue.defer(job.id, until, &reason).await.map(|()| None)
             }
             Ended::Returned(Err(JobError::Retry(error))) => {
                 retry(&queue, &job, &settings, error).await

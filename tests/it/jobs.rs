@@ -973,3 +973,61 @@ async fn a_job_waiting_out_its_retry_delay_is_not_claimed_early() {
     let again = queue.enqueue(sync(1), Priority::Automatic).await.unwrap();
     assert_eq!((again.id, again.joined), (id, true));
 }
+
+#[tokio::test]
+async fn a_deferred_job_waits_and_does_not_spend_its_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1]).await;
+    // One attempt only: two deferrals (Spotify's quota) must not use it up.
+    let queue = Queue::new(store, 1);
+    let runs = Arc::new(Mutex::new(0u32));
+    let counter = Arc::clone(&runs);
+    let deferring = Recorder::new(move |_, _| {
+        let counter = Arc::clone(&counter);
+        Box::pin(async move {
+            let run = {
+                let mut runs = counter.lock().unwrap();
+                *runs += 1;
+                *runs
+            };
+            if run <= 2 {
+                Err(JobError::Deferred {
+                    until: chrono::Utc::now() + chrono::Duration::milliseconds(50),
+                    reason: "Spotify's daily quota is used up".into(),
+                })
+            } else {
+                Ok(json!("synced"))
+            }
+        })
+    });
+    let id = queue
+        .enqueue(sync(1), Priority::Automatic)
+        .await
+        .unwrap()
+        .id;
+    let runner = start(
+        &queue,
+        &deferring,
+        RunnerSettings {
+            poll_interval: Duration::from_millis(20),
+            ..settings()
+        },
+    );
+    assert_eq!(
+        wait(&queue, id).await,
+        JobStatus::Done {
+            result: json!("synced")
+        }
+    );
+    runner.stop().await;
+    assert_eq!(*runs.lock().unwrap(), 3);
+    let row = queue.job(id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts), (JobState::Done, 1));
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("Spotify's daily quota is used up")
+    );
+    // Each deferral really waited: the runs were at least the deferral apart.
+    assert!(row.started_at.unwrap() - row.created_at >= chrono::Duration::milliseconds(100));
+}
