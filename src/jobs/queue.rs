@@ -358,6 +358,27 @@ impl Queue {
         Ok(())
     }
 
+    /// Puts a running job back to run after `until` without spending an attempt (a rate limit
+    /// or quota said when to come back); `reason` is kept as its last error.
+    pub async fn defer(
+        &self,
+        id: JobId,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        self.inner
+            .store
+            .defer_job(id, until, reason, Utc::now())
+            .await?;
+        match self.inner.store.job(id).await? {
+            Some(row) if row.state == JobState::Cancelled => {
+                self.finish(id, JobStatus::Cancelled).await
+            }
+            _ => self.set_queued(id).await,
+        }
+        Ok(())
+    }
+
     /// Stops a running job's handler without recording anything (the runner re-queues it).
     pub(crate) async fn interrupt(&self, id: JobId) {
         if let Some(live) = self.inner.live.lock().await.get(&id) {

@@ -28,6 +28,13 @@ pub enum JobError {
     /// Will fail again however often it is tried.
     #[error("{0}")]
     Fatal(String),
+    /// Not now: run again after `until`, without spending an attempt (Spotify's quota or
+    /// Retry-After said when). `reason` is kept as the job's last error.
+    #[error("deferred until {until}: {reason}")]
+    Deferred {
+        until: chrono::DateTime<chrono::Utc>,
+        reason: String,
+    },
     /// The handler stopped because its cancel token fired.
     #[error("cancelled")]
     Cancelled,
@@ -71,7 +78,7 @@ pub trait JobHandler: Send + Sync + 'static {
 /// How the runner behaves.
 #[derive(Clone, Debug)]
 pub struct RunnerSettings {
-    /// Device jobs running at once: the number of device workers.
+    /// Device jobs running at once: the number of device workers (at least one).
     pub device_slots: usize,
     /// Network jobs running at once.
     pub network_concurrency: usize,
@@ -169,7 +176,7 @@ impl<H: JobHandler> Runner<H> {
             }
         }
 
-        let device = Arc::new(Semaphore::new(self.settings.device_slots));
+        let device = Arc::new(Semaphore::new(self.settings.device_slots.max(1)));
         let network = Arc::new(Semaphore::new(self.settings.network_concurrency.max(1)));
         let mut tasks = JoinSet::new();
         let mut running: HashMap<tokio::task::Id, JobId> = HashMap::new();
@@ -178,7 +185,7 @@ impl<H: JobHandler> Runner<H> {
             if *shutdown.borrow() {
                 break;
             }
-            let mut started = false;
+            let mut progressed = false;
             for (lane, slots) in [(Lane::Device, &device), (Lane::Network, &network)] {
                 let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
                     continue;
@@ -197,16 +204,18 @@ impl<H: JobHandler> Runner<H> {
                             drop(permit);
                         });
                         running.insert(handle.id(), id);
-                        started = true;
+                        progressed = true;
                     }
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "could not claim a job"),
                 }
             }
+            // A job that ended freed a slot: look for work again before waiting.
             while let Some(done) = tasks.try_join_next_with_id() {
                 self.lost(forget(&mut running, done)).await;
+                progressed = true;
             }
-            if started {
+            if progressed {
                 continue;
             }
             tokio::select! {
@@ -323,6 +332,10 @@ async fn execute<H: JobHandler>(
             }
             Ended::Returned(Err(JobError::Cancelled)) => {
                 queue.finish_cancelled(job.id).await.map(|()| None)
+            }
+            Ended::Returned(Err(JobError::Deferred { until, reason })) => {
+                tracing::info!(%until, %reason, "job deferred");
+                queue.defer(job.id, until, &reason).await.map(|()| None)
             }
             Ended::Returned(Err(JobError::Retry(error))) => {
                 retry(&queue, &job, &settings, error).await

@@ -404,6 +404,33 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Puts a running job back in the queue to run after `until`, without counting the attempt
+    /// (a rate limit or quota said when to come back). `reason` is kept as its last error.
+    /// False when it was not running. A job whose cancel was requested ends cancelled instead.
+    pub async fn defer_job(
+        &self,
+        id: JobId,
+        until: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET \
+                 state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END, \
+                 finished_at = CASE WHEN cancel_requested THEN ?1 ELSE NULL END, \
+                 attempts = MAX(attempts - 1, 0), run_after = ?2, started_at = NULL, \
+                 last_error = ?3 \
+             WHERE id = ?4 AND state = 'running'",
+        )
+        .bind(ts(now))
+        .bind(ts(until))
+        .bind(reason)
+        .bind(id.0)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// At start-up: jobs left `running` by a process that died are queued again. The interrupted
     /// attempt counts, so a job that keeps killing the process stops at its retry cap; such jobs
     /// fail with an error saying so, and ones whose cancel was requested end cancelled. Returns

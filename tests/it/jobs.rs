@@ -37,7 +37,9 @@ fn settings() -> RunnerSettings {
         job_timeout: Duration::from_secs(60),
         shutdown_grace: Duration::from_secs(2),
         retry_backoff: Duration::from_millis(10),
-        poll_interval: Duration::from_millis(20),
+        // The runner must be woken by new jobs and finished ones, never need to poll for them;
+        // only jobs waiting out a retry delay need the poll (the retry test shortens it).
+        poll_interval: Duration::from_secs(3600),
     }
 }
 
@@ -514,7 +516,14 @@ async fn a_failing_job_stops_at_its_retry_cap_with_its_error_kept() {
         .await
         .unwrap()
         .id;
-    let runner = start(&queue, &handler, settings());
+    let runner = start(
+        &queue,
+        &handler,
+        RunnerSettings {
+            poll_interval: Duration::from_millis(20),
+            ..settings()
+        },
+    );
     assert_eq!(
         wait(&queue, flaky).await,
         JobStatus::Failed {
@@ -963,4 +972,62 @@ async fn a_job_waiting_out_its_retry_delay_is_not_claimed_early() {
     // A request in the meantime joins it rather than running twice.
     let again = queue.enqueue(sync(1), Priority::Automatic).await.unwrap();
     assert_eq!((again.id, again.joined), (id, true));
+}
+
+#[tokio::test]
+async fn a_deferred_job_waits_and_does_not_spend_its_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1]).await;
+    // One attempt only: two deferrals (Spotify's quota) must not use it up.
+    let queue = Queue::new(store, 1);
+    let runs = Arc::new(Mutex::new(0u32));
+    let counter = Arc::clone(&runs);
+    let deferring = Recorder::new(move |_, _| {
+        let counter = Arc::clone(&counter);
+        Box::pin(async move {
+            let run = {
+                let mut runs = counter.lock().unwrap();
+                *runs += 1;
+                *runs
+            };
+            if run <= 2 {
+                Err(JobError::Deferred {
+                    until: chrono::Utc::now() + chrono::Duration::milliseconds(50),
+                    reason: "Spotify's daily quota is used up".into(),
+                })
+            } else {
+                Ok(json!("synced"))
+            }
+        })
+    });
+    let id = queue
+        .enqueue(sync(1), Priority::Automatic)
+        .await
+        .unwrap()
+        .id;
+    let runner = start(
+        &queue,
+        &deferring,
+        RunnerSettings {
+            poll_interval: Duration::from_millis(20),
+            ..settings()
+        },
+    );
+    assert_eq!(
+        wait(&queue, id).await,
+        JobStatus::Done {
+            result: json!("synced")
+        }
+    );
+    runner.stop().await;
+    assert_eq!(*runs.lock().unwrap(), 3);
+    let row = queue.job(id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts), (JobState::Done, 1));
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("Spotify's daily quota is used up")
+    );
+    // Each deferral really waited: the runs were at least the deferral apart.
+    assert!(row.started_at.unwrap() - row.created_at >= chrono::Duration::milliseconds(100));
 }
