@@ -12,7 +12,7 @@ use crate::discord::{
     MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary, TrainResult,
     TrainTicket, TrainUpdate, async_trait,
 };
-use crate::domain::{Label, LabelSource, LayerId, MemberId, SpotifyAccount};
+use crate::domain::{LayerId, MemberId, SpotifyAccount};
 use crate::jobs::{JobKind, JobStatus, Priority};
 use crate::spotify::{LinkError, SpotifyError};
 use crate::store::JobState;
@@ -331,56 +331,38 @@ impl Backend for App {
         name: &str,
         emoji: &str,
     ) -> Result<Imported, BackendError> {
-        self.member_layer(member, layer)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| refused("That layer doesn't exist."))?;
+        let Some(layer) = self.member_layer(member, layer).await.map_err(internal)? else {
+            return Err(refused("That layer doesn't exist."));
+        };
         let sublist = self
             .store()
-            .add_sublist(layer, name, emoji)
+            .add_sublist(layer.id, name, emoji)
             .await
             .map_err(|e| match e {
                 crate::store::StoreError::Domain(d) => refused(d),
                 other => internal(other),
             })?;
-        let tracks = match self
-            .spotify()
-            .adopt_playlist(member, sublist.id, playlist_id)
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                // Nothing half-done: the new sublist goes again.
-                let _ = self.store().remove_sublist(sublist.id).await;
-                return Err(spotify_error(e));
-            }
-        };
         let layer = self
             .store()
-            .layer(layer)
+            .layer(layer.id)
             .await
             .map_err(internal)?
             .ok_or_else(|| refused("That layer doesn't exist."))?;
-        let mut labelled = 0;
-        for t in &tracks {
-            let current = self.store().label(layer.id, t).await.map_err(internal)?;
-            let base = current
-                .filter(|l| l.source.is_ground_truth())
-                .map_or(Label::Void, |l| l.label);
-            let label = base.toggled(&layer, sublist.id, true);
-            if self
-                .store()
-                .set_label(&layer, t, &label, LabelSource::Imported, None)
-                .await
-                .map_err(internal)?
-            {
-                labelled += 1;
+        match self
+            .spotify()
+            .adopt_playlist(member, &layer, sublist.id, playlist_id)
+            .await
+        {
+            Ok(adopted) => Ok(Imported {
+                sublist: sublist.id,
+                labelled: adopted.labelled,
+            }),
+            Err(e) => {
+                // Nothing half-done: the new sublist goes again.
+                let _ = self.store().remove_sublist(sublist.id).await;
+                Err(spotify_error(e))
             }
         }
-        Ok(Imported {
-            sublist: sublist.id,
-            labelled,
-        })
     }
 
     async fn pick_prompts(
