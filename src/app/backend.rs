@@ -413,7 +413,8 @@ impl Backend for App {
             .position(job)
             .await
             .map_err(internal)?
-            .map_or(0, |p| p as u32 + 1);
+            // Not queued any more: it already started.
+            .map_or(1, |p| p as u32 + 1);
         let (tx, rx) = mpsc::channel(16);
         let app = self.clone();
         tokio::spawn(async move { app.train_updates(job, tx).await });

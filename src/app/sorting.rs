@@ -1,6 +1,6 @@
 //! Training a layer's model, and sorting a member's motherlist into their sublists with it:
 //! confident tracks are placed, uncertain ones wait for the member's answer, and the result is
-//! written to Spotify as the smallest change. Hand edits on Spotify become labels.
+//! written to Spotify as the smallest change.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -14,7 +14,6 @@ use crate::domain::{
 };
 use crate::jobs::{JobError, Progress, ProgressSender};
 use crate::learn::{self, FEATURE_SCHEMA, TrainConfig, TrainedModel};
-use crate::spotify::HandEdit;
 use crate::store::StoredModel;
 
 /// What training a layer produced.
@@ -383,41 +382,10 @@ impl App {
             if change.recreated {
                 outcome.recreated.push(name);
             }
-            for edit in &change.hand_edits {
-                self.apply_hand_edit(layer, change.sublist, edit).await?;
-                outcome.hand_edits += 1;
-            }
+            // The adapter already turned hand edits into the member's labels.
+            outcome.hand_edits += change.hand_edits.len() as u32;
         }
         Ok(outcome)
-    }
-
-    /// A track the member added to a managed playlist by hand belongs there; one they removed
-    /// does not ("not here").
-    async fn apply_hand_edit(
-        &self,
-        layer: &Layer,
-        sublist: SublistId,
-        edit: &HandEdit,
-    ) -> anyhow::Result<()> {
-        let (track, on) = match edit {
-            HandEdit::Added(t) => (t, true),
-            HandEdit::Removed(t) => (t, false),
-        };
-        let current = self
-            .store()
-            .label(layer.id, track)
-            .await?
-            .map_or(Label::Void, |l| l.label);
-        let label = current.toggled(layer, sublist, on);
-        if label.validate(layer).is_ok() {
-            self.store()
-                .set_label(layer, track, &label, LabelSource::Member, None)
-                .await?;
-        } else {
-            // Nothing left in a complete layer: the member will be asked where it goes.
-            self.store().clear_label(layer.id, track).await?;
-        }
-        Ok(())
     }
 
     /// Sorts every layer of the member (or one), writes the playlists, posts prompts for

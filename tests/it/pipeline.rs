@@ -163,7 +163,7 @@ async fn likes_prompts_answers_training_and_playlists_that_match_the_labels() {
 
     // /train: queued, trained on the device worker, then the layer is re-sorted and written.
     let mut ticket = app.queue_training(ada, Some(layer.id)).await.unwrap();
-    assert!(ticket.position >= 1);
+    assert_eq!(ticket.position, 1, "the only job in the queue");
     let mut last = None;
     while let Some(update) = ticket.progress.recv().await {
         last = Some(update);
