@@ -341,9 +341,16 @@ impl Queue {
         match outcome {
             CancelOutcome::Cancelled => self.finish(id, JobStatus::Cancelled).await,
             CancelOutcome::Requested => {
-                if let Some(live) = self.inner.live.lock().await.get(&id) {
-                    live.cancel.cancel();
-                }
+                // If the runner has claimed the job but not yet registered it, the entry made
+                // here is the one it picks up, token already fired.
+                let mut live = self.inner.live.lock().await;
+                let entry = live.entry(id).or_insert_with(|| {
+                    Arc::new(Live {
+                        status: watch::Sender::new(JobStatus::Queued),
+                        cancel: CancelToken::new(),
+                    })
+                });
+                entry.cancel.cancel();
             }
             CancelOutcome::AlreadyFinished(_) | CancelOutcome::Unknown => {}
         }

@@ -86,8 +86,7 @@ pub struct RunnerSettings {
     pub train_timeout: Duration,
     /// Time limit of any other job.
     pub job_timeout: Duration,
-    /// At shutdown, how long running jobs may take to finish before they are re-queued; also
-    /// how long a stopped job's handler gets to notice its cancel token.
+    /// At shutdown, how long running jobs may take to finish before they are re-queued.
     pub shutdown_grace: Duration,
     /// Delay before the first retry; each further retry waits twice as long (at most an hour).
     pub retry_backoff: Duration,
@@ -320,11 +319,10 @@ async fn execute<H: JobHandler>(
             },
             () = tokio::time::sleep(limit) => {
                 cancel.cancel();
-                // Give the handler a moment to notice the token and clean up.
-                let _ = tokio::time::timeout(settings.shutdown_grace, &mut run).await;
                 Ended::TimedOut(limit)
             }
         };
+        let timed_out = matches!(ended, Ended::TimedOut(_));
         let recorded = match ended {
             Ended::Returned(Ok(value)) => queue.complete(job.id, value).await.map(|()| None),
             Ended::Returned(Err(_)) if cancel.is_cancelled() => {
@@ -365,6 +363,14 @@ async fn execute<H: JobHandler>(
             }
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "could not record the job's outcome"),
+        }
+        if timed_out {
+            // The job is recorded as stopped; its slot stays taken until the handler has really
+            // stopped (a device keeps computing until the training sees its token), for at most
+            // one more time limit.
+            if tokio::time::timeout(limit, &mut run).await.is_err() {
+                tracing::error!("the stopped job's handler did not return; freeing its slot");
+            }
         }
     }
     .instrument(span)

@@ -667,16 +667,22 @@ async fn manual_training_outranks_automatic_retraining() {
 async fn a_job_past_its_time_limit_is_stopped_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir).await;
-    members(&store, [1]).await;
+    members(&store, [1, 2]).await;
     let queue = Queue::new(store, 3);
     let devices = Arc::new(DevicePool::new(vec!["cpu"]).unwrap());
     let result = Arc::new(Mutex::new(None));
     let handler = {
         let devices = Arc::clone(&devices);
         let result = Arc::clone(&result);
-        Recorder::new(move |_, ctx| {
-            let training = device_training(&devices, ctx, 1_000_000, Duration::from_millis(1));
+        Recorder::new(move |job, ctx| {
             let result = Arc::clone(&result);
+            if job.kind == train(2, 1) {
+                // The next training starts only once the stopped one has left the device.
+                let first_done = result.lock().unwrap().is_some();
+                return Box::pin(async move { Ok(json!({ "first_done": first_done })) });
+            }
+            // Epochs of 50 ms: the token is seen up to 50 ms after the limit.
+            let training = device_training(&devices, ctx, 1_000_000, Duration::from_millis(50));
             Box::pin(async move {
                 let r = training.await;
                 *result.lock().unwrap() = Some(r.clone());
@@ -686,6 +692,11 @@ async fn a_job_past_its_time_limit_is_stopped_and_fails() {
     };
     let id = queue
         .enqueue(train(1, 1), Priority::Manual)
+        .await
+        .unwrap()
+        .id;
+    let next = queue
+        .enqueue(train(2, 1), Priority::Manual)
         .await
         .unwrap()
         .id;
@@ -703,6 +714,12 @@ async fn a_job_past_its_time_limit_is_stopped_and_fails() {
             error: "stopped: it ran past its time limit of 300 ms".into()
         }
     );
+    assert_eq!(
+        wait(&queue, next).await,
+        JobStatus::Done {
+            result: json!({ "first_done": true })
+        }
+    );
     runner.stop().await;
     let row = queue.job(id).await.unwrap().unwrap();
     assert_eq!(
@@ -710,7 +727,7 @@ async fn a_job_past_its_time_limit_is_stopped_and_fails() {
         (JobState::Failed, 1),
         "not retried"
     );
-    // The handler saw its token and the device loop ended within the grace period.
+    // The handler saw its token and the device loop ended.
     assert_eq!(*result.lock().unwrap(), Some(Err(JobError::Cancelled)));
     assert_eq!(handler.failed.lock().unwrap().len(), 1);
 }
