@@ -1,1 +1,3 @@
 //! The use cases that tie the rooms together.
+
+pub mod loadbench;

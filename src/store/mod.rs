@@ -4,6 +4,7 @@
 
 mod cipher;
 mod guilds;
+mod jobs;
 mod labels;
 mod layers;
 mod members;
@@ -13,6 +14,7 @@ mod tracks;
 
 pub use cipher::Cipher;
 pub use guilds::GuildSettings;
+pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
 pub use labels::LabelCount;
 pub use members::MemberSettings;
 pub use models::StoredModel;

@@ -4,4 +4,5 @@ mod cli;
 mod discord;
 mod discord_commands;
 mod discord_fake;
+mod jobs;
 mod openapi;
