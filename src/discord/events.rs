@@ -12,7 +12,7 @@ use serenity::{
 
 use super::custom_id::{CustomId, PromptAction};
 use super::error::{answer_private, describe};
-use super::prompts::{self, Answer};
+use super::prompts::Answer;
 use super::render::{self, ReactionMeaning};
 use super::{Data, Error};
 use crate::domain::{MemberId, SublistId};

@@ -1550,3 +1550,56 @@ async fn reactions_arriving_together_are_all_kept() {
     assert_eq!(h.label(&layer, 6).await, Some(set(&all)));
     h.finish().await;
 }
+
+/// Not a test: prints how long posting prompts and answering buttons take against the local
+/// fake (`cargo test --release --test it bench_prompt_round_trips -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore]
+async fn bench_prompt_round_trips() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let loud = layer.sublists[1].id;
+    let mut s = h
+        .store
+        .member_settings(MemberId(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    s.prompt_budget = 1000;
+    h.store
+        .set_member_settings(MemberId(ADA), &s)
+        .await
+        .unwrap();
+    let more: Vec<Track> = (100..150).map(track).collect();
+    h.store.upsert_tracks(&more).await.unwrap();
+    let start = std::time::Instant::now();
+    let mut posted = Vec::new();
+    for n in 100..150 {
+        posted.push(h.post(&layer, n).await);
+    }
+    let post = start.elapsed() / posted.len() as u32;
+    let mut presses = Vec::new();
+    for (pid, channel, message) in &posted {
+        let id = h.id();
+        let custom = format!("v1:p:{}:s:{}", pid.0, loud.0);
+        let t = std::time::Instant::now();
+        h.fake
+            .dispatch(
+                "INTERACTION_CREATE",
+                component(id, ADA, *channel, *message, &custom, None),
+            )
+            .await;
+        assert_eq!(h.fake.callback(id).await["type"], 7);
+        presses.push(t.elapsed());
+    }
+    presses.sort();
+    println!(
+        "post one prompt (message + 3 reactions): {post:?}; button press to callback: median {:?}, max {:?} over {}",
+        presses[presses.len() / 2],
+        presses[presses.len() - 1],
+        presses.len()
+    );
+    h.finish().await;
+}

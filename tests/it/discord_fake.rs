@@ -38,6 +38,8 @@ pub struct Recorded {
 
 struct Shared {
     requests: std::sync::Mutex<Vec<Recorded>>,
+    /// Woken at each new request.
+    arrived: tokio::sync::Notify,
     gateway_url: String,
     session: Mutex<Option<mpsc::UnboundedSender<String>>>,
     seq: AtomicU64,
@@ -136,6 +138,7 @@ async fn rest(
         path: path.clone(),
         body: body.clone(),
     });
+    shared.arrived.notify_waiters();
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let new_id = || shared.next_id.fetch_add(1, Ordering::SeqCst);
     let content = body.get("content").and_then(Value::as_str).unwrap_or("");
@@ -278,6 +281,7 @@ impl FakeDiscord {
         let gateway_url = format!("ws://{}", ws_listener.local_addr().unwrap());
         let shared = Arc::new(Shared {
             requests: std::sync::Mutex::new(Vec::new()),
+            arrived: tokio::sync::Notify::new(),
             gateway_url,
             session: Mutex::new(None),
             seq: AtomicU64::new(1),
@@ -349,11 +353,17 @@ impl FakeDiscord {
 
     /// Waits for a request matching `pred` (among all recorded), up to 10 s.
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&Recorded) -> bool) -> Recorded {
-        for _ in 0..500 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let arrived = self.shared.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
             if let Some(r) = self.requests().into_iter().find(|r| pred(r)) {
                 return r;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                break;
+            }
         }
         panic!(
             "no request {what} arrived; got:\n{}",
