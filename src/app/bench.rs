@@ -23,14 +23,45 @@ pub struct BenchArgs {
     /// Tracks to score.
     #[arg(long, default_value_t = 10_000)]
     pub score: usize,
+    /// Instead: the load benchmark, where many members ask to train at once through the
+    /// real queue and device workers (CPU).
+    #[arg(long)]
+    pub load: bool,
+    /// Members in the load benchmark.
+    #[arg(long, default_value_t = 50)]
+    pub members: usize,
+    /// Liked songs per member in the load benchmark.
+    #[arg(long, default_value_t = 2000)]
+    pub liked: usize,
+    /// Device workers in the load benchmark.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+}
+
+/// The load benchmark on a fresh database in a temporary folder.
+fn run_load(args: &BenchArgs) -> anyhow::Result<()> {
+    use super::loadbench;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let dir = tempfile::TempDir::new()?;
+        let store = crate::store::Store::open_at(&dir.path().join("bench.db"), &[7; 32]).await?;
+        let devices = crate::jobs::DevicePool::new(vec![Compute::cpu(); args.workers.max(1)])?;
+        let options = loadbench::LoadOptions {
+            members: args.members,
+            liked: args.liked,
+            ..loadbench::LoadOptions::default()
+        };
+        loadbench::run(store, devices, loadbench::learn_trainer(), &options).await
+    })?;
+    println!("{report}");
+    Ok(())
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
-pub fn peak_memory_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+fn peak_memory_mib() -> Option<f64> {
+    super::loadbench::peak_rss_kib().map(|k| k as f64 / 1024.0)
 }
 
 /// Tracks and their genre (class index) from the CSV, shuffled.
@@ -80,6 +111,9 @@ fn genre_labelled(path: &PathBuf) -> anyhow::Result<(Vec<LikedTrack>, Vec<usize>
 
 /// Runs the benchmark and prints one Markdown row per measurement.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.load {
+        return run_load(&args);
+    }
     let (tracks, labels, classes) = genre_labelled(&args.data)?;
     let ids: Vec<SublistId> = (0..classes as i64).map(SublistId).collect();
     let mut devices = vec![Compute::cpu()];

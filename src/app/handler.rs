@@ -6,10 +6,14 @@ use super::App;
 use crate::jobs::{Job, JobContext, JobError, JobHandler, JobKind};
 use crate::spotify::SpotifyError;
 
-/// Whether a failed Spotify operation is worth another attempt. A quota pause is not: the
-/// scheduler syncs again after the pause, and nothing pending is lost.
+/// Whether a failed Spotify operation is worth another attempt. A quota pause defers the job
+/// until Spotify's resume time without using up an attempt; nothing pending is lost.
 fn job_error(e: SpotifyError) -> JobError {
     match e {
+        SpotifyError::Paused { until } => JobError::Deferred {
+            until,
+            reason: e.to_string(),
+        },
         SpotifyError::Unavailable(_) | SpotifyError::Store(_) | SpotifyError::Protocol(_) => {
             JobError::Retry(e.to_string())
         }

@@ -3,7 +3,7 @@
 //! wait of any member (queued to started) and the process's peak memory.
 //!
 //! The trainer is a parameter so the real one (`learn::train` on a `learn::Compute`) plugs in;
-//! [`stand_in_train`] is a small pure-Rust trainer for measuring the queue on its own.
+//! [`learn_trainer`] is the one `sublist bench --load` uses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -207,98 +207,29 @@ pub fn synthetic_member(index: usize, options: &LoadOptions) -> TrainingSet {
     }
 }
 
-/// A stand-in trainer in plain Rust (softmax regression on the audio descriptors and a hashed
-/// artist and album, 120 full-batch epochs): CPU work of a realistic shape, for measuring the
-/// queue until the real trainer is plugged in. Stops between epochs when cancelled.
-pub fn stand_in_train<D>(
-    _device: &D,
-    set: &TrainingSet,
-    cancel: &CancelToken,
-    progress: &ProgressSender,
-) -> Result<serde_json::Value, String> {
-    const BUCKETS: usize = 1024;
-    const EPOCHS: u32 = 120;
-    let classes = set.classes.len();
-    let hash = |s: &str| {
-        s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        }) as usize
-            % BUCKETS
-    };
-    let rows: Vec<Vec<(usize, f32)>> = set
-        .tracks
-        .iter()
-        .map(|liked| {
-            let t = &liked.track;
-            let mut row: Vec<(usize, f32)> = t
-                .audio
-                .map(|a| {
-                    a.values()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (i, *v))
-                        .collect()
+/// The real trainer: `learn::train` with the default settings on the worker's device.
+pub fn learn_trainer() -> TrainFn<crate::learn::Compute> {
+    let config = crate::learn::TrainConfig::default();
+    Arc::new(move |compute, set, _cancel, progress| {
+        let model = crate::learn::train(
+            compute,
+            set.kind,
+            &set.classes,
+            &set.tracks,
+            &set.labels,
+            &config,
+            &mut |p| {
+                progress.report(Progress {
+                    epoch: p.epoch as u32,
+                    epochs: p.epochs as u32,
+                    loss: p.loss,
+                    held_out_accuracy: p.held_out_accuracy,
                 })
-                .unwrap_or_default();
-            if let Some((Some(artist), _)) = t.artists.first() {
-                row.push((11 + hash(artist), 1.0));
-            }
-            if let Some(album) = &t.album_id {
-                row.push((11 + hash(album), 1.0));
-            }
-            row
-        })
-        .collect();
-    let dims = 11 + BUCKETS;
-    let mut w = vec![0f32; dims * classes];
-    let n = rows.len().max(1) as f32;
-    let mut loss = 0.0;
-    let mut accuracy = 0.0;
-    for epoch in 1..=EPOCHS {
-        if cancel.is_cancelled() {
-            return Err("cancelled".into());
-        }
-        let mut grad = vec![0f32; dims * classes];
-        loss = 0.0;
-        let mut correct = 0usize;
-        for (row, label) in rows.iter().zip(&set.labels) {
-            let mut logits = vec![0f32; classes];
-            for &(i, v) in row {
-                for (c, logit) in logits.iter_mut().enumerate() {
-                    *logit += w[i * classes + c] * v;
-                }
-            }
-            let max = logits.iter().cloned().fold(f32::MIN, f32::max);
-            let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-            let sum: f32 = exp.iter().sum();
-            let target = label.first().copied().unwrap_or(0);
-            let best = (0..classes)
-                .max_by(|a, b| exp[*a].total_cmp(&exp[*b]))
-                .unwrap_or(0);
-            correct += usize::from(best == target);
-            loss -= (exp[target] / sum).max(1e-9).ln();
-            for &(i, v) in row {
-                for c in 0..classes {
-                    let p = exp[c] / sum - if c == target { 1.0 } else { 0.0 };
-                    grad[i * classes + c] += p * v;
-                }
-            }
-        }
-        for (wi, g) in w.iter_mut().zip(&grad) {
-            *wi -= 0.5 * g / n;
-        }
-        loss /= n;
-        accuracy = correct as f32 / n;
-        if epoch % 10 == 0 {
-            progress.report(Progress {
-                epoch,
-                epochs: EPOCHS,
-                loss,
-                held_out_accuracy: Some(accuracy),
-            });
-        }
-    }
-    Ok(json!({ "loss": loss, "train_accuracy": accuracy }))
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(json!({ "held_out_accuracy": model.metrics().held_out_accuracy }))
+    })
 }
 
 struct BenchHandler<D> {

@@ -11,14 +11,13 @@ mod links;
 mod members;
 mod models;
 mod playlists;
+mod prompts;
 mod sync;
 mod tracks;
 
 pub use cipher::Cipher;
-pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
-mod prompts;
-
 pub use guilds::GuildSettings;
+pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
 pub use labels::LabelCount;
 pub use links::{LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;

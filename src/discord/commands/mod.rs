@@ -91,7 +91,7 @@ pub(crate) async fn model_accuracy(
         .await?
         .and_then(|m| {
             m.metrics
-                .get("accuracy")
+                .get("held_out_accuracy")
                 .and_then(serde_json::Value::as_f64)
         })
         .map(|a| a as f32))
