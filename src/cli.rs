@@ -1,40 +1,124 @@
-//! The command line: `run`, `demo`, `eval`, `bench`, `check-config`, `migrate`.
+//! The command line: `run`, `demo`, `eval`, `bench`, `check-config`, `migrate`, `gen-key`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::app;
+use crate::config::{self, Config};
 
-#[derive(Parser, Debug)]
-#[command(name = "sublist", version, about)]
-struct Cli {
+#[derive(Debug, Parser)]
+#[command(
+    name = "sublist",
+    version,
+    about = "Keeps your Spotify playlists sorted by a small model trained on your own choices, from Discord."
+)]
+pub struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    pub command: Command,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Measure sorting quality on real playlists (docs/eval.md).
-    Eval(app::eval::EvalArgs),
-    /// Run the learning pipeline offline on bundled real playlists.
-    Demo(app::demo::DemoArgs),
-    /// Time training and scoring on the CPU (and GPU, if any).
-    Bench(app::bench::BenchArgs),
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot: Discord, the OAuth callback server, the scheduler and the workers.
+    Run {
+        /// The configuration file; every key can also come from SUBLIST_* variables.
+        #[arg(long, short, env = "SUBLIST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole pipeline offline on a bundled sample of real playlists.
+    Demo(crate::app::demo::DemoArgs),
+    /// Measure sorting quality on the evaluation protocol.
+    Eval(crate::app::eval::EvalArgs),
+    /// Time training and scoring on the CPU (and the GPU, if any).
+    Bench(crate::app::bench::BenchArgs),
+    /// Validate a configuration file and say what is missing or wrong, key by key.
+    CheckConfig {
+        /// The configuration file (environment overrides apply too).
+        path: Option<PathBuf>,
+    },
+    /// Create or upgrade the database, then exit.
+    Migrate {
+        #[arg(long, short, env = "SUBLIST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print a new random encryption key for `store.encryption_key`.
+    GenKey,
 }
 
+/// Parses the command line, runs the command, and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Eval(args)) => app::eval::run(args),
-        Some(Command::Demo(args)) => app::demo::run(args),
-        Some(Command::Bench(args)) => app::bench::run(args),
-        None => Ok(()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    init_tracing();
+    match run(cli.command) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,serenity=warn,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::CheckConfig { path } => Ok(check_config(path)),
+        Command::GenKey => {
+            println!("{}", config::generate_key());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { config } => {
+            let config = Config::load(config.as_deref())?;
+            let key = secrecy::ExposeSecret::expose_secret(&*config.store.encryption_key);
+            let n = runtime()?
+                .block_on(crate::store::Store::migrate_at(&config.store.database, key))?;
+            println!(
+                "{}: {n} migration(s) applied",
+                config.store.database.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { .. } => not_built("run"),
+        Command::Demo(args) => crate::app::demo::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => crate::app::eval::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => crate::app::bench::run(args).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn not_built(what: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("`sublist {what}` is not built yet.");
+    Ok(ExitCode::from(2))
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    match Config::load(path.as_deref()) {
+        Ok(c) => {
+            println!(
+                "configuration OK: {} Spotify app(s) with room for {} member(s); database {}; callback on {}{}",
+                c.spotify.apps.len(),
+                c.spotify.apps.iter().map(|a| a.user_cap).sum::<u32>(),
+                c.store.database.display(),
+                c.web.listen,
+                c.web.callback_path,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{e}");
             ExitCode::FAILURE
         }
     }

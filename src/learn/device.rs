@@ -3,16 +3,8 @@
 
 use burn::tensor::Device;
 
-/// What the configuration asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DevicePref {
-    /// A real GPU when there is one, else the CPU.
-    #[default]
-    Auto,
-    Cpu,
-    Gpu,
-}
+use super::LearnError;
+use crate::config::DevicePref;
 
 /// The device models train and score on. Cheap to clone, `Send + Sync`.
 #[derive(Clone, Debug)]
@@ -34,22 +26,23 @@ impl Compute {
 
     /// Chooses the device once. Returns it and a line for the log saying what was chosen
     /// and why. A software rasterizer (llvmpipe, a wgpu adapter of type Cpu) is never taken
-    /// for a GPU; `Gpu` without a usable GPU falls back to the CPU and says so.
-    pub fn select(pref: DevicePref) -> (Compute, String) {
+    /// for a GPU. `Auto` without a usable GPU takes the CPU; `Gpu` without one is an error.
+    pub fn select(pref: DevicePref) -> Result<(Compute, String), LearnError> {
         match pref {
-            DevicePref::Cpu => (
+            DevicePref::Cpu => Ok((
                 Compute::cpu(),
                 "training on the CPU (flex), as configured".into(),
-            ),
+            )),
             DevicePref::Auto | DevicePref::Gpu => match probe_gpu() {
                 Ok(c) => {
                     let line = format!("training on the GPU: {}", c.name);
-                    (c, line)
+                    Ok((c, line))
                 }
-                Err(why) => (
+                Err(why) if pref == DevicePref::Auto => Ok((
                     Compute::cpu(),
                     format!("training on the CPU (flex): no usable GPU ({why})"),
-                ),
+                )),
+                Err(why) => Err(LearnError::NoGpu(why)),
             },
         }
     }
@@ -64,6 +57,8 @@ impl Compute {
     }
 }
 
+/// Probes a discrete, then an integrated GPU. A Cpu-type adapter (llvmpipe) is never asked
+/// for, so it can never be chosen.
 #[cfg(feature = "gpu")]
 fn probe_gpu() -> Result<Compute, String> {
     use burn::tensor::DeviceKind;
@@ -96,15 +91,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_is_chosen_when_asked_and_without_the_gpu_feature() {
-        let (c, line) = Compute::select(DevicePref::Cpu);
+    fn cpu_when_asked_and_never_a_missing_gpu() {
+        let (c, line) = Compute::select(DevicePref::Cpu).unwrap();
         assert!(!c.is_gpu());
         assert!(line.contains("CPU"));
         #[cfg(not(feature = "gpu"))]
         {
-            let (c, line) = Compute::select(DevicePref::Gpu);
+            let (c, line) = Compute::select(DevicePref::Auto).unwrap();
             assert!(!c.is_gpu());
             assert!(line.contains("no usable GPU"), "{line}");
+            let err = Compute::select(DevicePref::Gpu).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "No usable GPU was found (built without the `gpu` feature); set learn.device to \"auto\" or \"cpu\"."
+            );
         }
     }
 

@@ -1,3 +1,5 @@
-//! The integration tests, one module per area, in one binary.
+//! The integration tests: one binary, one module per area.
 
+mod cli;
+mod jobs;
 mod learn;

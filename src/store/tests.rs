@@ -1,0 +1,366 @@
+//! Store tests on a fresh SQLite file with the real migrations.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::domain::{
+    AudioFeatures, Label, LabelSource, LayerRules, MemberId, Motherlist, ReleasePrecision, Track,
+    TrackId,
+};
+
+const KEY: [u8; 32] = [42; 32];
+
+async fn fresh() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_at(&dir.path().join("t.db"), &KEY)
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+fn track(n: u32) -> Track {
+    let mut t = Track::bare(
+        TrackId::parse(&format!("{n:0>22}")).unwrap(),
+        format!("Song {n}"),
+    );
+    t.artists = vec![(Some("artist1".into()), "Artist One".into())];
+    t.album_id = Some("album1".into());
+    t.release_date = Some("2019-06".into());
+    t.release_precision = Some(ReleasePrecision::Month);
+    t.duration_ms = Some(180_000);
+    t.explicit = Some(false);
+    t.isrc = Some("USUM71900764".into());
+    t
+}
+
+const RULES: LayerRules = LayerRules {
+    mutual: false,
+    complete: false,
+};
+
+async fn count(store: &Store, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pragmas_are_set() {
+    let (_d, s) = fresh().await;
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!((fk, mode.as_str(), busy), (1, "wal", 10_000));
+}
+
+#[tokio::test]
+async fn wrong_key_is_a_clear_error_and_the_right_key_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    Store::open_at(&path, &KEY).await.unwrap().close().await;
+    let err = Store::open_at(&path, &[1; 32]).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey));
+    assert!(err.to_string().contains("does not match"));
+    Store::open_at(&path, &KEY).await.unwrap();
+}
+
+#[tokio::test]
+async fn members_and_settings_round_trip() {
+    let (_d, s) = fresh().await;
+    let m = MemberId(1234);
+    assert_eq!(s.member_settings(m).await.unwrap(), None);
+    s.ensure_member(m).await.unwrap();
+    s.ensure_member(m).await.unwrap();
+    let mut settings = s.member_settings(m).await.unwrap().unwrap();
+    assert_eq!(settings.motherlist, Motherlist::LikedSongs);
+    settings.motherlist = Motherlist::Playlist("pl1".into());
+    settings.ask_below = 0.5;
+    settings.prompts_in_dm = false;
+    settings.guild_id = Some(99);
+    s.set_member_settings(m, &settings).await.unwrap();
+    assert_eq!(s.member_settings(m).await.unwrap().unwrap(), settings);
+    assert_eq!(s.members().await.unwrap(), vec![m]);
+}
+
+#[tokio::test]
+async fn layers_and_sublists_round_trip_with_rules() {
+    let (_d, s) = fresh().await;
+    let m = MemberId(1);
+    let layer = s.create_layer(m, " Mood ", RULES).await.unwrap();
+    assert_eq!(layer.name, "Mood");
+    let err = s.create_layer(m, "mood", RULES).await.unwrap_err();
+    assert_eq!(err.to_string(), "You already have a layer called “mood”.");
+    // Another member may use the same name.
+    s.create_layer(MemberId(2), "Mood", RULES).await.unwrap();
+
+    let chill = s.add_sublist(layer.id, "Chill", "🧊").await.unwrap();
+    let err = s.add_sublist(layer.id, "Party", "🧊").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "The layer “Mood” already uses 🧊 for “Chill”."
+    );
+    let party = s.add_sublist(layer.id, "Party", "🎉").await.unwrap();
+    s.set_sublist_playlist(party.id, Some("pl-party"))
+        .await
+        .unwrap();
+    let edited = s
+        .edit_sublist(layer.id, chill.id, "Calm", "🧘")
+        .await
+        .unwrap();
+    assert_eq!(
+        (edited.name.as_str(), edited.emoji.as_str()),
+        ("Calm", "🧘")
+    );
+
+    let loaded = s.layer_by_name(m, "MOOD").await.unwrap().unwrap();
+    assert_eq!(loaded.rules, RULES);
+    let names: Vec<_> = loaded.sublists.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["Calm", "Party"]);
+    assert_eq!(loaded.sublists[1].playlist_id.as_deref(), Some("pl-party"));
+    assert_eq!(s.layers(m).await.unwrap(), vec![loaded.clone()]);
+
+    let renamed = s.rename_layer(layer.id, "Vibe").await.unwrap();
+    assert_eq!(renamed.name, "Vibe");
+    assert!(s.remove_sublist(chill.id).await.unwrap());
+    assert!(s.remove_layer(layer.id).await.unwrap());
+    assert!(s.layers(m).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tracks_round_trip_and_keep_audio() {
+    let (_d, s) = fresh().await;
+    let mut t = track(1);
+    t.audio = Some(AudioFeatures::from_values([0.5; 11]));
+    s.upsert_tracks(std::slice::from_ref(&t)).await.unwrap();
+    assert_eq!(s.track(&t.id).await.unwrap().unwrap(), t);
+    // A later sync without descriptors keeps the cached ones.
+    let mut renamed = t.clone();
+    renamed.audio = None;
+    renamed.name = "Renamed".into();
+    s.upsert_tracks(&[renamed]).await.unwrap();
+    let back = s.track(&t.id).await.unwrap().unwrap();
+    assert_eq!((back.name.as_str(), back.audio), ("Renamed", t.audio));
+}
+
+#[tokio::test]
+async fn labels_round_trip_and_model_never_overrides_a_person() {
+    let (_d, s) = fresh().await;
+    let layer = s.create_layer(MemberId(1), "Mood", RULES).await.unwrap();
+    let a = s.add_sublist(layer.id, "A", "🅰️").await.unwrap();
+    let b = s.add_sublist(layer.id, "B", "🅱️").await.unwrap();
+    let layer = s.layer(layer.id).await.unwrap().unwrap();
+    let (t1, t2) = (track(1), track(2));
+    s.upsert_tracks(&[t1.clone(), t2.clone()]).await.unwrap();
+
+    let both = Label::from_set(BTreeSet::from([a.id, b.id]));
+    assert!(
+        s.set_label(&layer, &t1.id, &both, LabelSource::Member, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_label(&layer, &t2.id, &Label::Void, LabelSource::Model, Some(0.9))
+            .await
+            .unwrap()
+    );
+    let labels = s.labels(layer.id).await.unwrap();
+    assert_eq!(labels.len(), 2);
+    assert_eq!(
+        (labels[0].label.clone(), labels[0].source),
+        (both.clone(), LabelSource::Member)
+    );
+    assert_eq!(
+        (labels[1].label.clone(), labels[1].source),
+        (Label::Void, LabelSource::Model)
+    );
+
+    // A model label does not replace the member's; a member label replaces the model's.
+    assert!(
+        !s.set_label(&layer, &t1.id, &Label::Void, LabelSource::Model, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.label(layer.id, &t1.id).await.unwrap().unwrap().label,
+        both
+    );
+    assert!(
+        s.set_label(&layer, &t2.id, &Label::one(a.id), LabelSource::Member, None)
+            .await
+            .unwrap()
+    );
+    let counts = s.label_counts(layer.id).await.unwrap();
+    assert_eq!(counts.by_sublist[&a.id], 2);
+    assert_eq!(counts.by_sublist[&b.id], 1);
+    assert_eq!((counts.void, counts.by_model), (0, 0));
+
+    // Rules are checked before anything is written.
+    let mut mutual = layer.clone();
+    mutual.rules.mutual = true;
+    let err = s
+        .set_label(&mutual, &t1.id, &both, LabelSource::Member, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Domain(_)));
+
+    // Removing a sublist removes it from labels.
+    s.remove_sublist(b.id).await.unwrap();
+    assert_eq!(
+        s.label(layer.id, &t1.id).await.unwrap().unwrap().label,
+        Label::one(a.id)
+    );
+    s.clear_label(layer.id, &t1.id).await.unwrap();
+    assert_eq!(s.label(layer.id, &t1.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_transaction_that_fails_half_way_leaves_nothing() {
+    let (_d, s) = fresh().await;
+    let layer = s.create_layer(MemberId(1), "Mood", RULES).await.unwrap();
+    let a = s.add_sublist(layer.id, "A", "🅰️").await.unwrap();
+    let stale = s.layer(layer.id).await.unwrap().unwrap();
+    let t = track(1);
+    s.upsert_tracks(std::slice::from_ref(&t)).await.unwrap();
+    // The sublist disappears after the caller read the layer: the label row is written first,
+    // then its sublist row fails the foreign key, and the whole label is rolled back.
+    s.remove_sublist(a.id).await.unwrap();
+    let err = s
+        .set_label(&stale, &t.id, &Label::one(a.id), LabelSource::Member, None)
+        .await;
+    assert!(matches!(err, Err(StoreError::Db(_))), "{err:?}");
+    assert_eq!(count(&s, "labels").await, 0);
+    assert_eq!(count(&s, "label_sublists").await, 0);
+}
+
+#[tokio::test]
+async fn models_round_trip() {
+    let (_d, s) = fresh().await;
+    let layer = s.create_layer(MemberId(1), "Mood", RULES).await.unwrap();
+    let m = StoredModel {
+        layer: layer.id,
+        feature_schema: 3,
+        weights: vec![1, 2, 3, 255],
+        metrics: serde_json::json!({"accuracy": 0.8}),
+        labels_used: 40,
+        trained_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        device: "cpu".into(),
+    };
+    s.save_model(&m).await.unwrap();
+    assert_eq!(s.model(layer.id).await.unwrap().unwrap(), m);
+    let newer = StoredModel {
+        weights: vec![9],
+        ..m
+    };
+    s.save_model(&newer).await.unwrap();
+    assert_eq!(s.model(layer.id).await.unwrap().unwrap(), newer);
+}
+
+#[tokio::test]
+async fn sealed_tokens_are_not_readable_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealed.db");
+    let s = Store::open_at(&path, &KEY).await.unwrap();
+    s.ensure_member(MemberId(1)).await.unwrap();
+    let token = "BQDrefresh-token-that-must-stay-secret";
+    sqlx::query(
+        "INSERT INTO spotify_links (member_id, app_client_id, account_id, user_id, refresh_token,
+         authorized_at, refresh_expires_at, linked_at) VALUES (1, 'app', 'acc', 'user', ?, 'now', 'later', 'now')",
+    )
+    .bind(s.seal(token))
+    .execute(s.pool())
+    .await
+    .unwrap();
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT refresh_token FROM spotify_links")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&s.unseal(&sealed).unwrap()),
+        token
+    );
+    s.close().await;
+    let mut bytes = std::fs::read(&path).unwrap();
+    if let Ok(wal) = std::fs::read(path.with_extension("db-wal")) {
+        bytes.extend(wal);
+    }
+    let needle = token.as_bytes();
+    assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    assert!(!bytes.windows(3).any(|w| w == b"BQD"));
+}
+
+#[tokio::test]
+async fn deleting_a_member_leaves_no_row_of_theirs() {
+    let (_d, s) = fresh().await;
+    let (gone, kept) = (MemberId(1), MemberId(2));
+    let t = track(1);
+    s.upsert_tracks(std::slice::from_ref(&t)).await.unwrap();
+    for m in [gone, kept] {
+        let layer = s.create_layer(m, "Mood", RULES).await.unwrap();
+        let a = s.add_sublist(layer.id, "A", "🅰️").await.unwrap();
+        let layer = s.layer(layer.id).await.unwrap().unwrap();
+        s.set_label(&layer, &t.id, &Label::one(a.id), LabelSource::Member, None)
+            .await
+            .unwrap();
+        s.save_model(&StoredModel {
+            layer: layer.id,
+            feature_schema: 1,
+            weights: vec![1],
+            metrics: serde_json::json!({}),
+            labels_used: 1,
+            trained_at: chrono::Utc::now(),
+            device: "cpu".into(),
+        })
+        .await
+        .unwrap();
+        let id = m.0 as i64;
+        for sql in [
+            "INSERT INTO spotify_links (member_id, app_client_id, account_id, user_id, authorized_at, refresh_expires_at, linked_at) VALUES (?1, 'app', 'acc' || ?1, 'u', 'x', 'x', 'x')",
+            "INSERT INTO oauth_states (state, member_id, app_client_id, created_at, expires_at) VALUES ('s' || ?1, ?1, 'app', 'x', 'x')",
+            "INSERT INTO liked (member_id, track_id, added_at, seen_at) VALUES (?1, '0000000000000000000001', 'x', 'x')",
+            "INSERT INTO sync_state (member_id) VALUES (?1)",
+            "INSERT INTO prompts (member_id, layer_id, track_id, created_at) SELECT ?1, id, '0000000000000000000001', 'x' FROM layers WHERE member_id = ?1",
+            "INSERT INTO jobs (member_id, kind, payload, created_at, run_after) VALUES (?1, 'sync', '{}', 'x', 'x')",
+            "INSERT INTO sublist_tracks (sublist_id, track_id, position) SELECT s.id, '0000000000000000000001', 0 FROM sublists s JOIN layers l ON l.id = s.layer_id WHERE l.member_id = ?1",
+        ] {
+            sqlx::query(sql).bind(id).execute(s.pool()).await.unwrap();
+        }
+    }
+    let tables = [
+        "members",
+        "spotify_links",
+        "oauth_states",
+        "liked",
+        "sync_state",
+        "layers",
+        "sublists",
+        "sublist_tracks",
+        "labels",
+        "label_sublists",
+        "models",
+        "prompts",
+        "jobs",
+    ];
+    for table in tables {
+        assert_eq!(count(&s, table).await, 2, "{table} before");
+    }
+    assert!(s.delete_member(gone).await.unwrap());
+    assert!(!s.delete_member(gone).await.unwrap());
+    for table in tables {
+        assert_eq!(
+            count(&s, table).await,
+            1,
+            "{table} after: only the other member's row"
+        );
+    }
+    assert_eq!(count(&s, "tracks").await, 1, "shared track metadata stays");
+}
