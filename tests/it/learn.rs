@@ -176,7 +176,14 @@ fn labels_that_break_the_layer_are_refused() {
     let void = class_sets(LayerKind::MutualComplete, &classes, &[Label::Void]);
     assert!(matches!(void, Err(LearnError::BadLabel(_))));
     let two = Label::Sublists(classes.iter().copied().collect());
-    assert!(class_sets(LayerKind::MutualIncomplete, &classes, &[two.clone()]).is_err());
+    assert!(
+        class_sets(
+            LayerKind::MutualIncomplete,
+            &classes,
+            std::slice::from_ref(&two)
+        )
+        .is_err()
+    );
     assert_eq!(
         class_sets(LayerKind::MultiIncomplete, &classes, &[two, Label::Void]).unwrap(),
         vec![vec![0, 1], vec![]]
