@@ -122,6 +122,28 @@ pub fn hash(kind: &str, text: &str) -> u64 {
     h
 }
 
+/// A map keyed by token hashes, which are already well mixed: no second hashing.
+pub type TokenMap<V> =
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<TokenHasher>>;
+
+/// Passes a `u64` key through unchanged (keys are FNV hashes already).
+#[derive(Default)]
+pub struct TokenHasher(u64);
+
+impl std::hash::Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// The hash of a token made of a kind and a number (bins, categories, pairs), without
 /// formatting the number.
 pub fn hash_num(kind: &str, n: u64) -> u64 {

@@ -3,8 +3,6 @@
 //! layers), trained with class weights and early stopping on out-of-fold labels, then
 //! calibrated by temperature, with the multi-label threshold chosen on the same labels.
 
-use std::collections::HashMap;
-
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -16,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LearnError;
 use super::device::Compute;
-use super::features::{FEATURE_SCHEMA, KNN_DIMS, encode_all};
+use super::features::{FEATURE_SCHEMA, KNN_DIMS, TokenMap, encode_all};
 use super::votes::{Reference, SOURCES};
 use crate::domain::{Label, LayerKind, LikedTrack, SublistId};
 
@@ -225,7 +223,7 @@ pub struct TrainedModel {
     kind: LayerKind,
     classes: Vec<SublistId>,
     vocab: Vec<u64>,
-    lookup: HashMap<u64, u32>,
+    lookup: TokenMap<u32>,
     reference: Reference,
     temperature: f32,
     threshold: f32,
@@ -422,7 +420,7 @@ pub fn train(
     let n = enc.len();
 
     // Vocabulary: the most frequent tokens of the labelled tracks.
-    let mut counts: HashMap<u64, u32> = HashMap::new();
+    let mut counts: TokenMap<u32> = TokenMap::default();
     for e in &enc {
         for (h, _) in &e.tokens {
             *counts.entry(*h).or_default() += 1;
@@ -432,7 +430,7 @@ pub fn train(
     vocab.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     vocab.truncate(config.max_vocab);
     let vocab: Vec<u64> = vocab.into_iter().map(|(h, _)| h).collect();
-    let lookup: HashMap<u64, u32> = vocab
+    let lookup: TokenMap<u32> = vocab
         .iter()
         .enumerate()
         .map(|(i, h)| (*h, i as u32 + 1))
@@ -671,7 +669,7 @@ fn dense_input(rows: &[[f32; KNN_DIMS]]) -> Vec<f32> {
     out
 }
 
-fn token_row(tokens: &[(u64, f32)], lookup: &HashMap<u64, u32>) -> Vec<(u32, f32)> {
+fn token_row(tokens: &[(u64, f32)], lookup: &TokenMap<u32>) -> Vec<(u32, f32)> {
     tokens
         .iter()
         .filter_map(|(h, v)| lookup.get(h).map(|i| (*i, *v)))

@@ -2,12 +2,10 @@
 //! the same album, of the same artist, and among the nearest tracks by sound and era. They are
 //! inputs of the model (leave-one-out on the training set), which learns how much to trust each.
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::features::{Encoded, KNN_DIMS};
+use super::features::{Encoded, KNN_DIMS, TokenMap};
 
 /// Vote sources: same album, same artist, nearest neighbours, class-conditional Gaussians.
 pub const SOURCES: usize = 4;
@@ -47,8 +45,8 @@ pub struct Reference {
 
 #[derive(Clone, Debug, PartialEq, Default)]
 struct Index {
-    album: HashMap<u64, Vec<usize>>,
-    artist: HashMap<u64, Vec<usize>>,
+    album: TokenMap<Vec<usize>>,
+    artist: TokenMap<Vec<usize>>,
     /// Per class and dimension: weight, weighted sum and weighted sum of squares of the
     /// scaled numbers of every reference track (not only the `knn` sample).
     gauss: Vec<[f32; 3 * KNN_DIMS]>,
