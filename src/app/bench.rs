@@ -8,8 +8,9 @@ use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
+use crate::config::DevicePref;
 use crate::domain::{LayerKind, LikedTrack, SublistId};
-use crate::learn::{self, Compute, DevicePref, TrainConfig};
+use crate::learn::{self, Compute, TrainConfig};
 
 /// Arguments of `sublist bench`.
 #[derive(clap::Args, Debug, Clone)]
@@ -117,12 +118,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (tracks, labels, classes) = genre_labelled(&args.data)?;
     let ids: Vec<SublistId> = (0..classes as i64).map(SublistId).collect();
     let mut devices = vec![Compute::cpu()];
-    match Compute::select(DevicePref::Gpu) {
-        Ok((gpu, line)) => {
-            eprintln!("{line}");
-            devices.push(gpu);
-        }
-        Err(why) => eprintln!("CPU only: {why}"),
+    let (gpu, line) = Compute::select(DevicePref::Auto)?;
+    eprintln!("{line}");
+    if gpu.is_gpu() {
+        devices.push(gpu);
     }
     println!(
         "threads: {}; {} tracks available, {} classes (playlist genre)",

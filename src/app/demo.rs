@@ -52,13 +52,13 @@ pub fn demo_layers() -> Vec<DemoLayer> {
             ],
         },
         DemoLayer {
-            name: "Party",
+            name: "Style",
             kind: LayerKind::MultiComplete,
             sublists: vec![
+                "LATIN POP 2020 🔥 Pop latino actual",
+                "Classic Rock Drive",
+                "The Sound of Album Rock",
                 "Dance Pop Tunes",
-                "Dancefloor Beats",
-                "Urbano: Latino Vibes",
-                "Trap 2020 🔥",
             ],
         },
         DemoLayer {

@@ -3,7 +3,8 @@
 
 use burn::tensor::Device;
 
-pub use crate::config::DevicePref;
+use super::LearnError;
+use crate::config::DevicePref;
 
 /// The device models train and score on. Cheap to clone, `Send + Sync`.
 #[derive(Clone, Debug)]
@@ -25,32 +26,24 @@ impl Compute {
 
     /// Chooses the device once. Returns it and a line for the log saying what was chosen
     /// and why. A software rasterizer (llvmpipe, a wgpu adapter of type Cpu) is never taken
-    /// for a GPU. `Auto` without a usable GPU falls back to the CPU and says so; `Gpu` without
-    /// one is an error that says why.
-    pub fn select(pref: DevicePref) -> Result<(Compute, String), String> {
+    /// for a GPU. `Auto` without a usable GPU takes the CPU; `Gpu` without one is an error.
+    pub fn select(pref: DevicePref) -> Result<(Compute, String), LearnError> {
         match pref {
             DevicePref::Cpu => Ok((
                 Compute::cpu(),
                 "training on the CPU (flex), as configured".into(),
             )),
-            DevicePref::Auto => Ok(match probe_gpu() {
+            DevicePref::Auto | DevicePref::Gpu => match probe_gpu() {
                 Ok(c) => {
                     let line = format!("training on the GPU: {}", c.name);
-                    (c, line)
+                    Ok((c, line))
                 }
-                Err(why) => (
+                Err(why) if pref == DevicePref::Auto => Ok((
                     Compute::cpu(),
                     format!("training on the CPU (flex): no usable GPU ({why})"),
-                ),
-            }),
-            DevicePref::Gpu => probe_gpu()
-                .map(|c| {
-                    let line = format!("training on the GPU: {}", c.name);
-                    (c, line)
-                })
-                .map_err(|why| {
-                    format!("learn.device is \"gpu\" but no usable GPU was found: {why}")
-                }),
+                )),
+                Err(why) => Err(LearnError::NoGpu(why)),
+            },
         }
     }
 
@@ -64,6 +57,8 @@ impl Compute {
     }
 }
 
+/// Probes a discrete, then an integrated GPU. A Cpu-type adapter (llvmpipe) is never asked
+/// for, so it can never be chosen.
 #[cfg(feature = "gpu")]
 fn probe_gpu() -> Result<Compute, String> {
     use burn::tensor::DeviceKind;
@@ -96,7 +91,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_is_chosen_when_asked_and_without_the_gpu_feature() {
+    fn cpu_when_asked_and_never_a_missing_gpu() {
         let (c, line) = Compute::select(DevicePref::Cpu).unwrap();
         assert!(!c.is_gpu());
         assert!(line.contains("CPU"));
@@ -105,8 +100,11 @@ mod tests {
             let (c, line) = Compute::select(DevicePref::Auto).unwrap();
             assert!(!c.is_gpu());
             assert!(line.contains("no usable GPU"), "{line}");
-            let why = Compute::select(DevicePref::Gpu).unwrap_err();
-            assert!(why.contains("learn.device is \"gpu\""), "{why}");
+            let err = Compute::select(DevicePref::Gpu).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "No usable GPU was found (built without the `gpu` feature); set learn.device to \"auto\" or \"cpu\"."
+            );
         }
     }
 

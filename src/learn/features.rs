@@ -122,6 +122,39 @@ pub fn hash(kind: &str, text: &str) -> u64 {
     h
 }
 
+/// A map keyed by token hashes, which are already well mixed: no second hashing.
+pub type TokenMap<V> =
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<TokenHasher>>;
+
+/// Passes a `u64` key through unchanged (keys are FNV hashes already).
+#[derive(Default)]
+pub struct TokenHasher(u64);
+
+impl std::hash::Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The hash of a token made of a kind and a number (bins, categories, pairs), without
+/// formatting the number.
+pub fn hash_num(kind: &str, n: u64) -> u64 {
+    let mut h = hash(kind, "#");
+    for b in n.to_le_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -217,7 +250,7 @@ pub fn encode(liked: &LikedTrack) -> Encoded {
         None => tokens.push((hash("missing", "isrc"), 1.0)),
     }
     if let Some(year) = t.release_year() {
-        tokens.push((hash("decade", &(year / 10).to_string()), 1.0));
+        tokens.push((hash_num("decade", (year / 10) as u64), 1.0));
     }
 
     let values = numeric_values(liked);
@@ -230,11 +263,11 @@ pub fn encode(liked: &LikedTrack) -> Encoded {
             Some(x) => {
                 let centres = bin_centres(f);
                 if centres.is_empty() {
-                    tokens.push((hash(name, &(x.round() as i64).to_string()), 1.0));
+                    tokens.push((hash_num(name, x.round() as i64 as u64), 1.0));
                 } else {
                     for (j, w) in bin_weights(*x, centres) {
                         if w > 0.0 {
-                            tokens.push((hash(name, &j.to_string()), w));
+                            tokens.push((hash_num(name, 100 + j as u64), w));
                         }
                     }
                 }
@@ -257,7 +290,8 @@ pub fn encode(liked: &LikedTrack) -> Encoded {
         for i in 0..PAIRED.len() {
             for j in i + 1..PAIRED.len() {
                 if let (Some(a), Some(b)) = (levels[i], levels[j]) {
-                    tokens.push((hash("pair", &format!("{i}:{j}:{a}:{b}")), PAIR_VALUE));
+                    let code = ((i * 16 + j) * 4 + a) * 4 + b;
+                    tokens.push((hash_num("pair", code as u64), PAIR_VALUE));
                 }
             }
         }
@@ -316,7 +350,7 @@ mod tests {
                 .contains(&(hash("missing", "danceability"), 1.0))
         );
         // A zero is a value, distinct from missing.
-        assert!(full.tokens.contains(&(hash("danceability", "0"), 1.0)));
+        assert!(full.tokens.contains(&(hash_num("danceability", 100), 1.0)));
         assert!(!full.knn[0].is_nan());
     }
 

@@ -8,7 +8,7 @@ mod model;
 mod votes;
 
 pub use active::rank_questions;
-pub use device::{Compute, DevicePref};
+pub use device::Compute;
 pub use features::FEATURE_SCHEMA;
 pub use model::{
     Metrics, Prediction, Progress, TrainConfig, TrainedModel, class_sets, set_f1, train,
@@ -27,4 +27,6 @@ pub enum LearnError {
     SchemaMismatch { stored: u32, current: u32 },
     #[error("The stored model is damaged: {0}.")]
     Corrupt(String),
+    #[error("No usable GPU was found ({0}); set learn.device to \"auto\" or \"cpu\".")]
+    NoGpu(String),
 }

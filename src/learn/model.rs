@@ -3,19 +3,18 @@
 //! layers), trained with class weights and early stopping on out-of-fold labels, then
 //! calibrated by temperature, with the multi-label threshold chosen on the same labels.
 
-use std::collections::HashMap;
-
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData, activation};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::LearnError;
 use super::device::Compute;
-use super::features::{FEATURE_SCHEMA, KNN_DIMS, encode_all};
+use super::features::{FEATURE_SCHEMA, KNN_DIMS, TokenMap, encode_all};
 use super::votes::{Reference, SOURCES};
 use crate::domain::{Label, LayerKind, LikedTrack, SublistId};
 
@@ -37,6 +36,9 @@ pub struct TrainConfig {
     pub dense_l2: f32,
     /// Cross-validation folds for early stopping and calibration (0: none).
     pub folds: usize,
+    /// From this many labels on, early stopping and calibration use one held-out fifth and
+    /// keep the model trained on the rest, instead of cross-validating and refitting.
+    pub holdout_from: usize,
     /// The most distinct tokens a model keeps (the most frequent ones).
     pub max_vocab: usize,
     pub seed: u64,
@@ -53,6 +55,7 @@ impl Default for TrainConfig {
             hidden: 0,
             dense_l2: 0.5,
             folds: 4,
+            holdout_from: 1000,
             max_vocab: 40_000,
             seed: 7,
         }
@@ -220,7 +223,7 @@ pub struct TrainedModel {
     kind: LayerKind,
     classes: Vec<SublistId>,
     vocab: Vec<u64>,
-    lookup: HashMap<u64, u32>,
+    lookup: TokenMap<u32>,
     reference: Reference,
     temperature: f32,
     threshold: f32,
@@ -417,7 +420,7 @@ pub fn train(
     let n = enc.len();
 
     // Vocabulary: the most frequent tokens of the labelled tracks.
-    let mut counts: HashMap<u64, u32> = HashMap::new();
+    let mut counts: TokenMap<u32> = TokenMap::default();
     for e in &enc {
         for (h, _) in &e.tokens {
             *counts.entry(*h).or_default() += 1;
@@ -427,7 +430,7 @@ pub fn train(
     vocab.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     vocab.truncate(config.max_vocab);
     let vocab: Vec<u64> = vocab.into_iter().map(|(h, _)| h).collect();
-    let lookup: HashMap<u64, u32> = vocab
+    let lookup: TokenMap<u32> = vocab
         .iter()
         .enumerate()
         .map(|(i, h)| (*h, i as u32 + 1))
@@ -469,15 +472,20 @@ pub fn train(
     } else {
         0
     };
+    // Many labels: one held-out fifth is enough, and the model trained on the rest is kept.
+    let holdout_only = folds > 0 && n >= config.holdout_from;
+    let (splits, runs) = if holdout_only { (5, 1) } else { (folds, folds) };
     let checks = config.max_epochs / config.check_every.max(1);
-    let total_epochs = (folds + 1) * config.max_epochs;
+    let total_epochs = (runs + usize::from(!holdout_only)) * config.max_epochs;
     let mut done = 0usize;
+    let fold_of = stratified_folds(&sets, splits.max(1), k);
+    let covered: Vec<usize> = (0..n).filter(|&i| fold_of[i] < runs).collect();
+    let mut saved: Vec<Net> = Vec::new();
 
     // Out-of-fold logits at each check, for early stopping, calibration and the threshold.
     let mut oof = vec![vec![0f32; n * c]; checks];
     if folds > 0 {
-        let fold_of = stratified_folds(&sets, folds, k);
-        for f in 0..folds {
+        for f in 0..runs {
             let tr: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
             let ho: Vec<usize> = (0..n).filter(|&i| fold_of[i] == f).collect();
             let tr_enc: Vec<_> = tr.iter().map(|&i| enc[i]).collect();
@@ -506,7 +514,11 @@ pub fn train(
                 config.max_epochs,
                 &mut |epoch, loss, net: &Net| {
                     done += config.check_every;
-                    let logits = read(net.valid().forward(&held));
+                    let valid = net.valid();
+                    let logits = read(valid.forward(&held));
+                    if holdout_only {
+                        saved.push(valid);
+                    }
                     let check = epoch / config.check_every - 1;
                     let mut right = 0;
                     for (j, &i) in ho.iter().enumerate() {
@@ -530,7 +542,7 @@ pub fn train(
         let nll = |logits: &[f32], t: f32| -> f32 {
             let lp = log_softmax_rows(logits, c, t);
             let mut s = 0.0;
-            for i in 0..n {
+            for &i in &covered {
                 for j in 0..c {
                     s -= all.weights[i] * all.targets[i][j] * lp[i * c + j];
                 }
@@ -551,15 +563,16 @@ pub fn train(
             .collect();
         let truth: Vec<Vec<usize>> = sets.iter().map(|s| (*s).clone()).collect();
         let score = |th: f32| -> f32 {
-            (0..n)
-                .map(|i| {
+            covered
+                .iter()
+                .map(|&i| {
                     set_f1(
                         &decide(kind, &probs[i * c..(i + 1) * c], k, th).0,
                         &truth[i],
                     )
                 })
                 .sum::<f32>()
-                / n as f32
+                / covered.len().max(1) as f32
         };
         let threshold = if rules.mutual {
             1.0
@@ -572,10 +585,11 @@ pub fn train(
                 })
                 .0
         };
-        let acc = (0..n)
-            .filter(|&i| argmax(&probs[i * c..(i + 1) * c]) == argmax(&all.targets[i]))
+        let acc = covered
+            .iter()
+            .filter(|&&i| argmax(&probs[i * c..(i + 1) * c]) == argmax(&all.targets[i]))
             .count() as f32
-            / n as f32;
+            / covered.len().max(1) as f32;
         (
             (best + 1) * config.check_every,
             temperature,
@@ -587,27 +601,33 @@ pub fn train(
         (config.max_epochs / 2, 1.0, 0.5, None, None)
     };
 
-    // Final fit on every label.
+    // Final fit on every label (or, with many labels, the best checkpoint already trained).
     let reference = Reference::new(&enc, all.targets.clone());
-    let votes = reference.votes_all(&enc, true, c);
-    let net = fit(
-        &compute.device,
-        &all,
-        votes,
-        vocab.len() + 1,
-        c,
-        config,
-        epochs,
-        &mut |_, loss, _| {
-            done += config.check_every;
-            progress(Progress {
-                epoch: done.min(total_epochs),
-                epochs: total_epochs,
-                loss,
-                held_out_accuracy: held_acc,
-            });
-        },
-    );
+    let best = epochs / config.check_every.max(1);
+    let net = if holdout_only && best >= 1 && best <= saved.len() {
+        saved.swap_remove(best - 1)
+    } else {
+        let votes = reference.votes_all(&enc, true, c);
+        fit(
+            &compute.device,
+            &all,
+            votes,
+            vocab.len() + 1,
+            c,
+            config,
+            epochs,
+            &mut |_, loss, _| {
+                done += config.check_every;
+                progress(Progress {
+                    epoch: done.min(total_epochs),
+                    epochs: total_epochs,
+                    loss,
+                    held_out_accuracy: held_acc,
+                });
+            },
+        )
+        .valid()
+    };
     progress(Progress {
         epoch: total_epochs,
         epochs: total_epochs,
@@ -632,7 +652,7 @@ pub fn train(
             temperature,
             threshold: (!rules.mutual && threshold <= 1.0).then_some(threshold),
         },
-        net: net.valid().to_device(&cpu),
+        net: net.to_device(&cpu),
         device: cpu,
     })
 }
@@ -649,7 +669,7 @@ fn dense_input(rows: &[[f32; KNN_DIMS]]) -> Vec<f32> {
     out
 }
 
-fn token_row(tokens: &[(u64, f32)], lookup: &HashMap<u64, u32>) -> Vec<(u32, f32)> {
+fn token_row(tokens: &[(u64, f32)], lookup: &TokenMap<u32>) -> Vec<(u32, f32)> {
     tokens
         .iter()
         .filter_map(|(h, v)| lookup.get(h).map(|i| (*i, *v)))
@@ -741,20 +761,22 @@ impl TrainedModel {
     /// Raw (uncalibrated) output scores, `outputs` per track.
     fn logits(&self, tracks: &[LikedTrack]) -> Vec<f32> {
         let c = outputs(self.kind, self.classes.len());
-        let mut out = Vec::with_capacity(tracks.len() * c);
-        for chunk in tracks.chunks(4096) {
-            let encoded = encode_all(chunk);
-            let refs: Vec<_> = encoded.iter().collect();
-            let votes = self.reference.votes_all(&refs, false, c);
-            let rows: Vec<_> = encoded
-                .iter()
-                .map(|e| token_row(&e.tokens, &self.lookup))
-                .collect();
-            let dense: Vec<_> = encoded.iter().map(|e| e.knn).collect();
-            let batch = Batch::new(&rows, &dense, votes, c, &self.device);
-            out.extend(read(self.net.forward(&batch)));
-        }
-        out
+        let chunks: Vec<Vec<f32>> = tracks
+            .par_chunks(2048)
+            .map(|chunk| {
+                let encoded = encode_all(chunk);
+                let refs: Vec<_> = encoded.iter().collect();
+                let votes = self.reference.votes_all(&refs, false, c);
+                let rows: Vec<_> = encoded
+                    .iter()
+                    .map(|e| token_row(&e.tokens, &self.lookup))
+                    .collect();
+                let dense: Vec<_> = encoded.iter().map(|e| e.knn).collect();
+                let batch = Batch::new(&rows, &dense, votes, c, &self.device);
+                read(self.net.forward(&batch))
+            })
+            .collect();
+        chunks.concat()
     }
 
     /// Calibrated probabilities per track: the sublists, then the void in incomplete layers.

@@ -2,12 +2,10 @@
 //! the same album, of the same artist, and among the nearest tracks by sound and era. They are
 //! inputs of the model (leave-one-out on the training set), which learns how much to trust each.
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::features::{Encoded, KNN_DIMS};
+use super::features::{Encoded, KNN_DIMS, TokenMap};
 
 /// Vote sources: same album, same artist, nearest neighbours, class-conditional Gaussians.
 pub const SOURCES: usize = 4;
@@ -16,7 +14,7 @@ const GAUSS_FLOOR: f32 = -3.0;
 /// Neighbours counted by the nearest-neighbour vote.
 const K: usize = 15;
 /// The most reference tracks the nearest-neighbour vote searches (keeps scoring fast).
-const MAX_KNN_REFS: usize = 400;
+const MAX_KNN_REFS: usize = 250;
 
 fn add_stats(s: &mut [f32; 3 * KNN_DIMS], x: &[Option<f32>], w: f32) {
     for (d, v) in x.iter().enumerate().take(KNN_DIMS) {
@@ -47,11 +45,13 @@ pub struct Reference {
 
 #[derive(Clone, Debug, PartialEq, Default)]
 struct Index {
-    album: HashMap<u64, Vec<usize>>,
-    artist: HashMap<u64, Vec<usize>>,
+    album: TokenMap<Vec<usize>>,
+    artist: TokenMap<Vec<usize>>,
     /// Per class and dimension: weight, weighted sum and weighted sum of squares of the
     /// scaled numbers of every reference track (not only the `knn` sample).
     gauss: Vec<[f32; 3 * KNN_DIMS]>,
+    /// `knn` as one flat array, NaN where missing.
+    knn_flat: Vec<f32>,
 }
 
 impl Reference {
@@ -105,6 +105,13 @@ impl Reference {
                 }
             }
         }
+        index.knn_flat = self
+            .knn
+            .iter()
+            .flat_map(|row| {
+                (0..KNN_DIMS).map(|d| row.get(d).copied().flatten().unwrap_or(f32::NAN))
+            })
+            .collect();
         let classes = self.targets.first().map_or(0, Vec::len);
         index.gauss = vec![[0.0; 3 * KNN_DIMS]; classes];
         for (x, t) in self.numbers.iter().zip(&self.targets) {
@@ -120,19 +127,25 @@ impl Reference {
     /// Log-likelihood of `e` under each class's Gaussian (pooled variance), relative to the
     /// best class and per known dimension; `exclude`'s own numbers are taken out of the statistics.
     fn gaussian(&self, index: &Index, e: &Encoded, exclude: Option<usize>, out: &mut [f32]) {
-        let mut stats = index.gauss.clone();
-        if let Some(i) = exclude {
-            for (c, w) in self.targets[i].iter().enumerate() {
-                if *w > 0.0 {
-                    add_stats(&mut stats[c], &self.numbers[i], -*w);
+        let left_out;
+        let stats = match exclude {
+            None => &index.gauss,
+            Some(i) => {
+                let mut s = index.gauss.clone();
+                for (c, w) in self.targets[i].iter().enumerate() {
+                    if *w > 0.0 {
+                        add_stats(&mut s[c], &self.numbers[i], -*w);
+                    }
                 }
+                left_out = s;
+                &left_out
             }
-        }
+        };
         // Pooled within-class variance per dimension, shrunk towards 1 (the scaled unit).
         let mut var = [1.0f32; KNN_DIMS];
         for (d, v) in var.iter_mut().enumerate() {
             let (mut ss, mut ww) = (1.0f32, 1.0f32);
-            for s in &stats {
+            for s in stats {
                 let (w, sum, sq) = (s[3 * d], s[3 * d + 1], s[3 * d + 2]);
                 if w > 1e-6 {
                     ss += (sq - sum * sum / w).max(0.0);
@@ -205,24 +218,25 @@ impl Reference {
         same_artist.sort_unstable();
         same_artist.dedup();
         add(1, &mut same_artist.into_iter().map(|i| (i, 1.0)));
-        let near = self.nearest(e, exclude);
+        let near = self.nearest(index, e, exclude);
         add(2, &mut near.into_iter());
         self.gaussian(index, e, exclude, &mut out[3 * classes..4 * classes]);
         out
     }
 
     /// The nearest reference tracks by scaled numbers, weighted by closeness.
-    fn nearest(&self, e: &Encoded, exclude: Option<usize>) -> Vec<(usize, f32)> {
-        let mut dists: Vec<(f32, usize)> = Vec::with_capacity(self.knn.len());
-        for (row, x) in self.knn.iter().enumerate() {
+    fn nearest(&self, index: &Index, e: &Encoded, exclude: Option<usize>) -> Vec<(usize, f32)> {
+        let mut dists: Vec<(f32, usize)> = Vec::with_capacity(self.knn_rows.len());
+        for (row, x) in index.knn_flat.chunks_exact(KNN_DIMS).enumerate() {
             let i = self.knn_rows[row];
             if Some(i) == exclude {
                 continue;
             }
             let (mut d, mut m) = (0.0f32, 0usize);
-            for (a, b) in e.knn.iter().zip(x.iter()).take(KNN_DIMS) {
-                if let (false, Some(b)) = (a.is_nan(), b) {
-                    d += (a - b) * (a - b);
+            for (a, b) in e.knn.iter().zip(x) {
+                let diff = a - b;
+                if !diff.is_nan() {
+                    d += diff * diff;
                     m += 1;
                 }
             }

@@ -176,7 +176,14 @@ fn labels_that_break_the_layer_are_refused() {
     let void = class_sets(LayerKind::MutualComplete, &classes, &[Label::Void]);
     assert!(matches!(void, Err(LearnError::BadLabel(_))));
     let two = Label::Sublists(classes.iter().copied().collect());
-    assert!(class_sets(LayerKind::MutualIncomplete, &classes, &[two.clone()]).is_err());
+    assert!(
+        class_sets(
+            LayerKind::MutualIncomplete,
+            &classes,
+            std::slice::from_ref(&two)
+        )
+        .is_err()
+    );
     assert_eq!(
         class_sets(LayerKind::MultiIncomplete, &classes, &[two, Label::Void]).unwrap(),
         vec![vec![0, 1], vec![]]
@@ -323,4 +330,48 @@ fn first_questions_spread_over_artists_and_follow_the_model() {
         "asked about confidence {asked:.3} < mean {all:.3}"
     );
     assert!(rank_questions(None, &[], 5).is_empty());
+}
+
+#[test]
+fn demo_layer_learns_from_the_questions_it_asks() {
+    let data = sample();
+    let layer = &demo_layers()[0];
+    let (idx, truth) = layer_truth(&data, layer).unwrap();
+    let tracks: Vec<LikedTrack> = idx.iter().map(|&t| data.tracks[t].clone()).collect();
+    let mut answered = Vec::new();
+    let learned = sublist::app::demo::learn_layer(
+        &Compute::cpu(),
+        layer.kind,
+        layer.sublists.len(),
+        &tracks,
+        30,
+        &mut |i| {
+            answered.push(i);
+            truth[i].clone()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        learned.asked, answered,
+        "every question asked was answered once"
+    );
+    assert_eq!(learned.asked.iter().collect::<BTreeSet<_>>().len(), 30);
+    assert_eq!(learned.model.metrics().labels, 30);
+    let rest: Vec<usize> = (0..tracks.len())
+        .filter(|i| !learned.asked.contains(i))
+        .collect();
+    let preds = learned
+        .model
+        .predict(&rest.iter().map(|&i| tracks[i].clone()).collect::<Vec<_>>());
+    let right = preds
+        .iter()
+        .zip(&rest)
+        .filter(|(p, i)| p.label == Label::one(SublistId(truth[**i][0] as i64)))
+        .count();
+    assert!(
+        right as f32 / rest.len() as f32 > 0.7,
+        "sorts the rest well: {right}/{}",
+        rest.len()
+    );
 }
