@@ -217,6 +217,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Tracks a prompt already asks (or asked) about in a layer.
+    pub async fn prompted_tracks(&self, layer: LayerId) -> Result<Vec<TrackId>> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT track_id FROM prompts WHERE layer_id = ?")
+                .bind(layer.0)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(ids.iter().filter_map(|i| TrackId::parse(i).ok()).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,17 +318,5 @@ mod tests {
         );
         store.delete_prompt(id).await.unwrap();
         assert_eq!(store.prompt(id).await.unwrap(), None);
-    }
-}
-
-impl Store {
-    /// Tracks a prompt already asks (or asked) about in a layer.
-    pub async fn prompted_tracks(&self, layer: LayerId) -> Result<Vec<TrackId>> {
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT track_id FROM prompts WHERE layer_id = ?")
-                .bind(layer.0)
-                .fetch_all(self.pool())
-                .await?;
-        Ok(ids.iter().filter_map(|i| TrackId::parse(i).ok()).collect())
     }
 }
