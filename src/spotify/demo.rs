@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use super::local::LocalSpotify;
 use super::{LinkError, Spotify};
 use crate::config::{AudioConfig, AudioProvider, SpotifyApp, SpotifyConfig};
-use crate::domain::MemberId;
+use crate::domain::{MemberId, Track};
 use crate::store::Store;
 
 /// The demo listener's user id on the local Spotify.
@@ -31,13 +31,16 @@ pub enum DemoError {
     Authorize(String),
 }
 
-/// Starts a local Spotify with `liked` liked songs and links `member` to it.
-pub async fn start(store: Store, member: MemberId, liked: u32) -> Result<Demo, DemoError> {
+/// Starts a local Spotify whose listener liked `liked` (in order, the last one newest; served
+/// with their real metadata) and links `member` to it.
+pub async fn start(store: Store, member: MemberId, liked: &[Track]) -> Result<Demo, DemoError> {
     let local = LocalSpotify::start().await?;
     local.add_app("demo-app", "demo-secret", false);
     local.add_user(DEMO_USER, "demo-account", "Demo listener");
     local.set_browser_user(DEMO_USER);
-    local.seed_liked(DEMO_USER, liked);
+    local.add_catalogue(liked);
+    let ids: Vec<_> = liked.iter().map(|t| t.id.clone()).collect();
+    local.like(DEMO_USER, &ids);
     let config = SpotifyConfig {
         api_base_url: local.api_base_url(),
         accounts_base_url: local.accounts_base_url(),

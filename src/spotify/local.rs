@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::domain::TrackId;
+use crate::domain::{Track, TrackId};
 
 /// The 403 body Spotify sends for a user who is not on a development-mode app's allowlist.
 pub const NOT_REGISTERED: &str =
@@ -124,9 +124,19 @@ struct World {
     failures: VecDeque<Injected>,
     log: Vec<Logged>,
     next: u64,
+    /// Tracks with real metadata (the demo's sample); others are made up from their id.
+    catalogue: HashMap<String, Track>,
 }
 
 impl World {
+    /// The track object for `id`: from the catalogue when it holds the track.
+    fn track_json(&self, base: &str, id: &str) -> Value {
+        match self.catalogue.get(id) {
+            Some(t) => catalogue_track_json(base, t),
+            None => track_json(base, id),
+        }
+    }
+
     fn fresh(&mut self, prefix: &str) -> String {
         self.next += 1;
         let raw = format!(
@@ -288,6 +298,15 @@ impl LocalSpotify {
                     )
                 })
                 .collect();
+        }
+    }
+
+    /// Serves these tracks with their real metadata (and audio descriptors, when they have
+    /// them) instead of made-up ones.
+    pub fn add_catalogue(&self, tracks: &[Track]) {
+        let mut w = self.world();
+        for t in tracks {
+            w.catalogue.insert(t.id.as_str().to_string(), t.clone());
         }
     }
 
@@ -821,7 +840,18 @@ fn reccobeats(w: &World, method: &Method, path: &str, params: &HashMap<String, S
     let content: Vec<Value> = ids
         .iter()
         .filter(|id| !w.audio_unknown.contains(**id))
+        .filter(|id| w.catalogue.get(**id).is_none_or(|t| t.audio.is_some()))
         .map(|id| {
+            if let Some(a) = w.catalogue.get(*id).and_then(|t| t.audio) {
+                let v = a.values();
+                return json!({
+                    "id": format!("rb-{id}"),
+                    "href": format!("https://open.spotify.com/track/{id}"),
+                    "danceability": v[0], "energy": v[1], "key": v[2], "loudness": v[3],
+                    "mode": v[4], "speechiness": v[5], "acousticness": v[6],
+                    "instrumentalness": v[7], "liveness": v[8], "valence": v[9], "tempo": v[10],
+                });
+            }
             let h = seed(id);
             let f = |k: u64| ((h >> (k * 5)) % 1000) as f64 / 1000.0;
             json!({
@@ -890,6 +920,65 @@ fn track_json(base: &str, id: &str) -> Value {
     })
 }
 
+/// A track object from real metadata; what the metadata lacks is left out or made up from
+/// the id, as Spotify always sends those fields.
+fn catalogue_track_json(base: &str, t: &Track) -> Value {
+    let id = t.id.as_str();
+    let artist = |(aid, name): &(Option<String>, String)| {
+        let aid = aid
+            .clone()
+            .unwrap_or_else(|| format!("ar{:0>20}", seed(name) % 100_000_000_000));
+        json!({"external_urls": {"spotify": format!("https://open.spotify.com/artist/{aid}")},
+               "href": format!("{base}/v1/artists/{aid}"), "id": aid, "name": name,
+               "type": "artist", "uri": format!("spotify:artist:{aid}")})
+    };
+    let artists: Vec<Value> = t.artists.iter().map(artist).collect();
+    let album = t
+        .album_id
+        .clone()
+        .unwrap_or_else(|| format!("al{}", &id[2..]));
+    let mut v = json!({
+        "album": {
+            "album_type": t.album_type.clone().unwrap_or_else(|| "album".into()),
+            "total_tracks": t.total_tracks.unwrap_or(1),
+            "available_markets": [],
+            "external_urls": {"spotify": format!("https://open.spotify.com/album/{album}")},
+            "href": format!("{base}/v1/albums/{album}"),
+            "id": album,
+            "images": [],
+            "name": t.album_name.clone().unwrap_or_default(),
+            "release_date": t.release_date.clone().unwrap_or_else(|| "2000".into()),
+            "release_date_precision": t.release_precision.map_or("year", |p| p.as_str()),
+            "type": "album",
+            "uri": format!("spotify:album:{album}"),
+            "artists": artists.clone(),
+        },
+        "artists": artists,
+        "available_markets": [],
+        "disc_number": t.disc_number.unwrap_or(1),
+        "duration_ms": t.duration_ms.unwrap_or(0),
+        "explicit": t.explicit.unwrap_or(false),
+        "external_ids": {},
+        "external_urls": {"spotify": format!("https://open.spotify.com/track/{id}")},
+        "href": format!("{base}/v1/tracks/{id}"),
+        "id": id,
+        "is_local": false,
+        "is_playable": true,
+        "name": t.name,
+        "preview_url": null,
+        "track_number": t.track_number.unwrap_or(1),
+        "type": "track",
+        "uri": format!("spotify:track:{id}"),
+    });
+    if let Some(isrc) = &t.isrc {
+        v["external_ids"]["isrc"] = json!(isrc);
+    }
+    if let Some(url) = &t.image_url {
+        v["album"]["images"] = json!([{"url": url, "height": 640, "width": 640}]);
+    }
+    v
+}
+
 fn user_ref(base: &str, user: &str, display: Option<&str>) -> Value {
     let mut v = json!({
         "external_urls": {"spotify": format!("https://open.spotify.com/user/{user}")},
@@ -944,14 +1033,14 @@ fn playlist_simple(base: &str, w: &World, p: &Playlist) -> Value {
     })
 }
 
-fn playlist_items_page(base: &str, p: &Playlist, limit: usize, offset: usize) -> Value {
+fn playlist_items_page(w: &World, base: &str, p: &Playlist, limit: usize, offset: usize) -> Value {
     let items = p
         .items
         .iter()
         .skip(offset)
         .take(limit)
         .map(|(t, at, by)| {
-            let track = track_json(base, t);
+            let track = w.track_json(base, t);
             json!({
                 "added_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "added_by": user_ref(base, by, None),
@@ -1058,7 +1147,7 @@ fn web_api(
                 .take(limit)
                 .map(|(id, at)| {
                     json!({"added_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                           "track": track_json(base, id)})
+                           "track": w.track_json(base, id)})
                 })
                 .collect();
             Answer::Json(
@@ -1122,7 +1211,7 @@ fn web_api(
                 u.library.push(id);
             }
             let mut v = playlist_simple(base, w, &p);
-            v["items"] = playlist_items_page(base, &p, 50, 0);
+            v["items"] = playlist_items_page(w, base, &p, 50, 0);
             v["tracks"] = v["items"].clone();
             Answer::Json(201, v, None)
         }
@@ -1156,7 +1245,7 @@ fn web_api(
             match (m, rest) {
                 ("GET", []) => {
                     let mut v = playlist_simple(base, w, &p);
-                    v["items"] = playlist_items_page(base, &p, 50, 0);
+                    v["items"] = playlist_items_page(w, base, &p, 50, 0);
                     v["tracks"] = v["items"].clone();
                     Answer::Json(200, v, None)
                 }
@@ -1190,7 +1279,7 @@ fn web_api(
                         Ok(v) => v,
                         Err(e) => return json(e),
                     };
-                    Answer::Json(200, playlist_items_page(base, &p, limit, offset), None)
+                    Answer::Json(200, playlist_items_page(w, base, &p, limit, offset), None)
                 }
                 (m @ ("POST" | "PUT" | "DELETE"), ["items"]) => {
                     if !may_write {

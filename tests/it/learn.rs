@@ -339,10 +339,11 @@ fn demo_layer_learns_from_the_questions_it_asks() {
     let (idx, truth) = layer_truth(&data, layer).unwrap();
     let tracks: Vec<LikedTrack> = idx.iter().map(|&t| data.tracks[t].clone()).collect();
     let mut answered = Vec::new();
+    let classes: Vec<SublistId> = (0..layer.sublists.len() as i64).map(SublistId).collect();
     let learned = sublist::app::demo::learn_layer(
         &Compute::cpu(),
         layer.kind,
-        layer.sublists.len(),
+        &classes,
         &tracks,
         30,
         &mut |i| {

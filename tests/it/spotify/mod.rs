@@ -842,7 +842,21 @@ async fn the_demo_links_syncs_and_keeps_playlists_through_production_code() {
     let store = Store::open_at(&dir.path().join("demo.db"), &[9u8; 32])
         .await
         .unwrap();
-    let demo = sublist::spotify::demo::start(store.clone(), ALICE, 120)
+    let catalogue: Vec<sublist::domain::Track> = (0..120)
+        .map(|i| {
+            let mut t = sublist::domain::Track::bare(
+                sublist::spotify::local::track_id(i),
+                format!("Song {i}"),
+            );
+            t.artists = vec![(
+                Some(format!("artist{}", i % 7)),
+                format!("Artist {}", i % 7),
+            )];
+            t.album_type = Some("single".into());
+            t
+        })
+        .collect();
+    let demo = sublist::spotify::demo::start(store.clone(), ALICE, &catalogue)
         .await
         .unwrap();
     let rep = demo
