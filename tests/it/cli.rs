@@ -109,3 +109,21 @@ fn migrate_creates_the_database_and_a_wrong_key_is_refused() {
     assert_eq!(code, 1);
     assert!(out.contains("encryption key does not match"), "{out}");
 }
+
+#[test]
+fn the_demo_runs_the_whole_pipeline_offline() {
+    let (code, out) = sublist(&["demo"]);
+    assert_eq!(code, 0, "{out}");
+    for layer in ["Mood", "Latin", "Style", "Drive"] {
+        assert!(out.contains(&format!("Layer “{layer}”")), "{layer}: {out}");
+    }
+    assert!(out.contains("Liked Songs are 467 tracks"), "{out}");
+    assert!(out.contains("Synced in 10 requests"), "{out}");
+    assert!(out.contains("(a private playlist on Spotify)"), "{out}");
+    assert!(out.contains("the void:"), "{out}");
+    assert_eq!(
+        out.matches("against the real playlists").count(),
+        4,
+        "{out}"
+    );
+}
