@@ -54,7 +54,7 @@ impl JobHandler for App {
                 }
                 JobKind::Train { member, layer } => {
                     let trained = self
-                        .train_layer(*member, *layer, ctx.progress.clone())
+                        .train_layer(*member, *layer, ctx.progress.clone(), ctx.cancel.clone())
                         .await?;
                     self.queue()
                         .enqueue(
@@ -92,6 +92,10 @@ impl JobHandler for App {
                 }
             }
         };
+        if matches!(job.kind, JobKind::Train { .. }) {
+            // Training stops itself on the device thread when cancelled.
+            return work.await;
+        }
         tokio::select! {
             result = work => result,
             () = ctx.cancel.cancelled() => Err(JobError::Cancelled),

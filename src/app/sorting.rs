@@ -12,7 +12,7 @@ use super::App;
 use crate::domain::{
     Label, LabelSource, LabelledTrack, Layer, LayerId, LikedTrack, MemberId, SublistId, TrackId,
 };
-use crate::jobs::{JobError, Progress, ProgressSender};
+use crate::jobs::{CancelToken, JobError, Progress, ProgressSender};
 use crate::learn::{self, FEATURE_SCHEMA, TrainConfig, TrainedModel};
 use crate::store::StoredModel;
 
@@ -114,6 +114,7 @@ impl App {
         member: MemberId,
         layer: LayerId,
         progress: ProgressSender,
+        cancel: CancelToken,
     ) -> Result<Trained, JobError> {
         let layer = self
             .member_layer(member, layer)
@@ -183,32 +184,43 @@ impl App {
             .map(|a| a as f32);
         let kind = layer.kind();
         let n = tracks.len() as u32;
-        let (model, device) = self
-            .inner
-            .devices
-            .run(move |compute| {
-                let mut report = |p: learn::Progress| {
-                    progress.report(Progress {
-                        epoch: p.epoch as u32,
-                        epochs: p.epochs as u32,
-                        loss: p.loss,
-                        held_out_accuracy: p.held_out_accuracy,
-                    })
-                };
-                learn::train(
-                    compute,
-                    kind,
-                    &classes,
-                    &tracks,
-                    &labels,
-                    &TrainConfig::default(),
-                    &mut report,
-                )
-                .map(|m| (m, compute.name().to_string()))
-            })
-            .await
-            .map_err(|e| JobError::Retry(e.to_string()))?
-            .map_err(|e| JobError::Fatal(e.to_string()))?;
+        let config = TrainConfig::default();
+        let stop = config.stop.clone();
+        let training = self.inner.devices.run(move |compute| {
+            let mut report = |p: learn::Progress| {
+                progress.report(Progress {
+                    epoch: p.epoch as u32,
+                    epochs: p.epochs as u32,
+                    loss: p.loss,
+                    held_out_accuracy: p.held_out_accuracy,
+                })
+            };
+            learn::train(
+                compute,
+                kind,
+                &classes,
+                &tracks,
+                &labels,
+                &config,
+                &mut report,
+            )
+            .map(|m| (m, compute.name().to_string()))
+        });
+        tokio::pin!(training);
+        // A cancel (or the time limit) stops the training between epochs; the job ends only
+        // once the device thread is free again.
+        let finished = tokio::select! {
+            done = &mut training => done,
+            () = cancel.cancelled() => {
+                stop.raise();
+                training.await
+            }
+        };
+        let (model, device) = match finished.map_err(|e| JobError::Retry(e.to_string()))? {
+            Ok(done) => done,
+            Err(learn::LearnError::Stopped) => return Err(JobError::Cancelled),
+            Err(e) => return Err(JobError::Fatal(e.to_string())),
+        };
         let weights = model
             .to_bytes()
             .map_err(|e| JobError::Fatal(e.to_string()))?;

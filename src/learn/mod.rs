@@ -11,7 +11,7 @@ pub use active::rank_questions;
 pub use device::Compute;
 pub use features::FEATURE_SCHEMA;
 pub use model::{
-    Metrics, Prediction, Progress, TrainConfig, TrainedModel, class_sets, set_f1, train,
+    Metrics, Prediction, Progress, StopFlag, TrainConfig, TrainedModel, class_sets, set_f1, train,
 };
 
 /// Why training or loading a model failed.
@@ -29,4 +29,6 @@ pub enum LearnError {
     Corrupt(String),
     #[error("No usable GPU was found ({0}); set learn.device to \"auto\" or \"cpu\".")]
     NoGpu(String),
+    #[error("Training was stopped before it finished.")]
+    Stopped,
 }

@@ -42,6 +42,29 @@ pub struct TrainConfig {
     /// The most distinct tokens a model keeps (the most frequent ones).
     pub max_vocab: usize,
     pub seed: u64,
+    /// Asks a running training to stop between epochs (a cancelled or timed-out job).
+    pub stop: StopFlag,
+}
+
+/// A flag another thread raises to stop a training between epochs. Settings compare equal
+/// whatever its state.
+#[derive(Clone, Debug, Default)]
+pub struct StopFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl StopFlag {
+    pub fn raise(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl PartialEq for StopFlag {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Default for TrainConfig {
@@ -58,6 +81,7 @@ impl Default for TrainConfig {
             holdout_from: 1000,
             max_vocab: 40_000,
             seed: 7,
+            stop: StopFlag::default(),
         }
     }
 }
@@ -370,6 +394,22 @@ struct Prepared {
 /// Trains a model for one layer on `tracks` labelled with `labels` (class-index sets into
 /// `classes`; empty is the void).
 pub fn train(
+    compute: &Compute,
+    kind: LayerKind,
+    classes: &[SublistId],
+    tracks: &[LikedTrack],
+    labels: &[Vec<usize>],
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainedModel, LearnError> {
+    let model = train_unless_stopped(compute, kind, classes, tracks, labels, config, progress)?;
+    if config.stop.is_raised() {
+        return Err(LearnError::Stopped);
+    }
+    Ok(model)
+}
+
+fn train_unless_stopped(
     compute: &Compute,
     kind: LayerKind,
     classes: &[SublistId],
@@ -717,6 +757,9 @@ fn fit(
     let mut net = Net::new(vocab, c, config.trust, config.hidden, &ad);
     let mut optim = AdamConfig::new().init();
     for epoch in 1..=epochs {
+        if config.stop.is_raised() {
+            break;
+        }
         let logits = net.forward(&batch);
         let lp = activation::log_softmax(logits, 1);
         let ce = (lp * targets.clone() * weights.clone()).sum().neg();

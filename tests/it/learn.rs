@@ -376,3 +376,38 @@ fn demo_layer_learns_from_the_questions_it_asks() {
         rest.len()
     );
 }
+
+#[test]
+fn a_raised_stop_flag_ends_training_as_stopped() {
+    let data = sample();
+    let layer = &demo_layers()[0];
+    let (idx, truth) = layer_truth(&data, layer).unwrap();
+    let tracks: Vec<LikedTrack> = idx.iter().map(|&t| data.tracks[t].clone()).collect();
+    let config = TrainConfig::default();
+    let stop = config.stop.clone();
+    let result = learn::train(
+        &Compute::cpu(),
+        layer.kind,
+        &ids(layer.sublists.len()),
+        &tracks,
+        &truth,
+        &config,
+        // Raised from inside the first progress report, as a cancelled job raises it.
+        &mut |_| stop.raise(),
+    );
+    assert!(matches!(result, Err(LearnError::Stopped)), "{result:?}");
+    // The same settings without the flag train.
+    let fresh = TrainConfig::default();
+    assert!(
+        learn::train(
+            &Compute::cpu(),
+            layer.kind,
+            &ids(layer.sublists.len()),
+            &tracks,
+            &truth,
+            &fresh,
+            &mut |_| {},
+        )
+        .is_ok()
+    );
+}
