@@ -83,10 +83,17 @@ impl Bot {
     }
 
     /// Disconnects from the gateway and waits for the client to stop.
-    pub async fn shutdown(self) {
+    /// A client that never reached the gateway keeps retrying; it is given a few seconds,
+    /// then stopped.
+    pub async fn shutdown(mut self) {
         self.shard_manager.shutdown_all().await;
-        if let Err(e) = self.client.await {
-            tracing::warn!(error = %e, "the Discord client task ended badly");
+        match tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.client).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the Discord client task ended badly"),
+            Ok(Ok(())) => {}
+            Err(_) => {
+                tracing::warn!("the Discord client did not stop in time; stopping it");
+                self.client.abort();
+            }
         }
     }
 }
