@@ -5,32 +5,30 @@
 use chrono::Datelike;
 use rayon::prelude::*;
 
-use crate::domain::{LikedTrack, Track};
+use crate::domain::{AUDIO_DESCRIPTORS, LikedTrack, Track};
 
 /// The version of the feature schema; stored with every model. A model trained under another
 /// schema must be retrained, not loaded.
 pub const FEATURE_SCHEMA: u32 = 1;
 
-/// The numbers a track may carry, in a fixed order.
-const NUMERIC: [&str; 17] = [
+/// The numbers a track carries before its audio descriptors, in a fixed order.
+const TRACK_NUMBERS: [&str; 6] = [
     "year",
     "duration_min",
     "track_number",
     "total_tracks",
     "disc_number",
     "added_year",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
 ];
+
+/// The name of numeric feature `f`: the track's own numbers, then the audio descriptors.
+fn numeric_name(f: usize) -> &'static str {
+    TRACK_NUMBERS
+        .get(f)
+        .or_else(|| AUDIO_DESCRIPTORS.get(f - TRACK_NUMBERS.len()))
+        .copied()
+        .unwrap_or("unknown")
+}
 
 /// Centres of the piecewise-linear bins of each numeric feature (empty: categorical).
 fn bin_centres(feature: usize) -> &'static [f32] {
@@ -257,7 +255,7 @@ pub fn encode(liked: &LikedTrack) -> Encoded {
     let mut knn = [f32::NAN; KNN_DIMS];
     let mut k = 0;
     for (f, value) in values.iter().enumerate() {
-        let name = NUMERIC[f];
+        let name = numeric_name(f);
         match value {
             None => tokens.push((hash("missing", name), 1.0)),
             Some(x) => {
