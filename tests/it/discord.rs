@@ -36,7 +36,7 @@ fn spec() -> &'static Spec {
     SPEC.get_or_init(|| {
         Spec::load(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/discord-openapi.json"
+            "/tests/it/spec/discord-openapi.json"
         ))
         .expect("Discord's OpenAPI file loads")
     })

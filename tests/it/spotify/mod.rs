@@ -21,7 +21,7 @@ pub(crate) fn spec() -> &'static Spec {
     SPEC.get_or_init(|| {
         Spec::load(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/spotify-openapi.yml"
+            "/tests/it/spec/spotify-openapi.yml"
         ))
         .expect("the Spotify OpenAPI file loads")
     })
