@@ -4,6 +4,8 @@ mod cli;
 mod discord;
 mod discord_commands;
 mod discord_fake;
+#[cfg(feature = "gpu")]
+mod gpu;
 mod jobs;
 mod learn;
 mod openapi;
