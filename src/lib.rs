@@ -7,6 +7,8 @@
 pub mod app;
 /// The command line.
 pub mod cli;
+/// The time the program reads: the system's, or a manual clock a test moves.
+pub mod clock;
 /// The configuration file and environment, validated once into the values the program uses.
 pub mod config;
 /// Slash commands, label prompts and their `custom_id` codec, events, announcements.

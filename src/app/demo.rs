@@ -275,7 +275,7 @@ async fn run_pipeline(args: DemoArgs, data: Playlists) -> anyhow::Result<()> {
                 weights: model.to_bytes()?,
                 metrics: serde_json::to_value(model.metrics())?,
                 labels_used: learned.asked.len() as u32,
-                trained_at: chrono::Utc::now(),
+                trained_at: store.now(),
                 device: Compute::cpu().name().to_string(),
             })
             .await?;

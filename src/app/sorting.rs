@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Context as _;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::App;
@@ -160,7 +159,7 @@ impl App {
                     // Tracks known only from an adopted playlist: the like time is unknown.
                     Some(track) => LikedTrack {
                         track,
-                        added_at: Utc::now(),
+                        added_at: self.store().now(),
                     },
                     None => continue,
                 },
@@ -234,7 +233,7 @@ impl App {
                 weights,
                 metrics,
                 labels_used: n,
-                trained_at: Utc::now(),
+                trained_at: self.store().now(),
                 device: device.clone(),
             })
             .await

@@ -220,7 +220,7 @@ impl Queue {
                     priority: priority.value(),
                     max_attempts: self.inner.max_attempts,
                 },
-                Utc::now(),
+                self.inner.store.now(),
             )
             .await?;
         self.wake();
@@ -234,7 +234,12 @@ impl Queue {
     /// marks it running. A job whose payload cannot be read fails at once and the next is tried.
     pub async fn claim(&self, lane: Lane) -> Result<Option<Claimed>, QueueError> {
         loop {
-            let Some(row) = self.inner.store.claim_job(lane.kinds(), Utc::now()).await? else {
+            let Some(row) = self
+                .inner
+                .store
+                .claim_job(lane.kinds(), self.inner.store.now())
+                .await?
+            else {
                 return Ok(None);
             };
             let kind = match serde_json::from_str::<JobKind>(&row.payload) {
@@ -244,7 +249,7 @@ impl Queue {
                     tracing::error!(job = row.id.0, %error);
                     self.inner
                         .store
-                        .fail_job(row.id, &error, None, Utc::now())
+                        .fail_job(row.id, &error, None, self.inner.store.now())
                         .await?;
                     self.finish(row.id, JobStatus::Failed { error }).await;
                     continue;
@@ -257,7 +262,7 @@ impl Queue {
                 attempt: row.attempts,
                 max_attempts: row.max_attempts,
                 created_at: row.created_at,
-                started_at: row.started_at.unwrap_or_else(Utc::now),
+                started_at: row.started_at.unwrap_or_else(|| self.inner.store.now()),
             };
             let live = {
                 let mut live = self.inner.live.lock().await;
@@ -289,7 +294,7 @@ impl Queue {
     pub async fn complete(&self, id: JobId, result: serde_json::Value) -> Result<(), QueueError> {
         self.inner
             .store
-            .complete_job(id, &result.to_string(), Utc::now())
+            .complete_job(id, &result.to_string(), self.inner.store.now())
             .await?;
         self.finish(id, JobStatus::Done { result }).await;
         Ok(())
@@ -306,7 +311,7 @@ impl Queue {
         let outcome = self
             .inner
             .store
-            .fail_job(id, error, retry_at, Utc::now())
+            .fail_job(id, error, retry_at, self.inner.store.now())
             .await?;
         match outcome {
             FailOutcome::Retrying(_) => self.set_queued(id).await,
@@ -329,7 +334,7 @@ impl Queue {
     pub async fn finish_cancelled(&self, id: JobId) -> Result<(), QueueError> {
         self.inner
             .store
-            .finish_cancelled_job(id, Utc::now())
+            .finish_cancelled_job(id, self.inner.store.now())
             .await?;
         self.finish(id, JobStatus::Cancelled).await;
         Ok(())
@@ -337,7 +342,11 @@ impl Queue {
 
     /// Cancels a queued job at once; asks a running one to stop (its handler sees the token).
     pub async fn cancel(&self, id: JobId) -> Result<CancelOutcome, QueueError> {
-        let outcome = self.inner.store.cancel_job(id, Utc::now()).await?;
+        let outcome = self
+            .inner
+            .store
+            .cancel_job(id, self.inner.store.now())
+            .await?;
         match outcome {
             CancelOutcome::Cancelled => self.finish(id, JobStatus::Cancelled).await,
             CancelOutcome::Requested => {
@@ -359,7 +368,12 @@ impl Queue {
 
     /// Puts a running job back in the queue without counting its attempt (clean shutdown).
     pub async fn requeue(&self, id: JobId) -> Result<(), QueueError> {
-        if self.inner.store.requeue_job(id, Utc::now()).await? {
+        if self
+            .inner
+            .store
+            .requeue_job(id, self.inner.store.now())
+            .await?
+        {
             self.set_queued(id).await;
         }
         Ok(())
@@ -375,7 +389,7 @@ impl Queue {
     ) -> Result<(), QueueError> {
         self.inner
             .store
-            .defer_job(id, until, reason, Utc::now())
+            .defer_job(id, until, reason, self.inner.store.now())
             .await?;
         match self.inner.store.job(id).await? {
             Some(row) if row.state == JobState::Cancelled => {
@@ -396,7 +410,11 @@ impl Queue {
     /// At start-up: jobs a dead process left running are queued again (see
     /// [`Store::recover_jobs`]). Returns those that reached their retry cap and failed.
     pub async fn recover(&self) -> Result<Vec<FailedJob>, QueueError> {
-        let finished = self.inner.store.recover_jobs(Utc::now()).await?;
+        let finished = self
+            .inner
+            .store
+            .recover_jobs(self.inner.store.now())
+            .await?;
         let mut failed = Vec::new();
         for row in finished {
             let status = JobStatus::from_row(&row);
@@ -474,7 +492,7 @@ impl Queue {
         let ready = self
             .inner
             .store
-            .ready_jobs(lane.kinds(), Utc::now())
+            .ready_jobs(lane.kinds(), self.inner.store.now())
             .await?;
         // A job waiting out a retry delay runs after everything that is ready.
         Ok(Some(claim_order(&ready, id).unwrap_or(ready.len())))

@@ -252,7 +252,7 @@ impl<H: JobHandler> Runner<H> {
     async fn lost(&self, job: Option<JobId>) {
         let Some(id) = job else { return };
         tracing::error!(job = id.0, "a job's task died");
-        let retry_at = chrono::Utc::now();
+        let retry_at = self.queue.store().now();
         if let Err(e) = self
             .queue
             .fail(id, "the job's task died", Some(retry_at))
@@ -386,7 +386,7 @@ async fn retry(
 ) -> Result<Option<String>, QueueError> {
     let delay = chrono::Duration::from_std(settings.backoff(job.attempt))
         .unwrap_or(chrono::Duration::hours(1));
-    let retry_at = chrono::Utc::now() + delay;
+    let retry_at = queue.store().now() + delay;
     tracing::info!(%error, attempt = job.attempt, "job failed");
     Ok(match queue.fail(job.id, &error, Some(retry_at)).await? {
         FailOutcome::Failed => Some(error),

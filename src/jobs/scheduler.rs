@@ -29,7 +29,7 @@ impl Scheduler {
     /// Queues a sync for every linked member whose last one was queued more than an interval
     /// ago (and none is queued or running). Returns the new jobs.
     pub async fn tick(&self) -> Result<Vec<JobId>, QueueError> {
-        let since = Utc::now()
+        let since = self.queue.store().now()
             - chrono::Duration::from_std(self.interval).unwrap_or(chrono::Duration::minutes(5));
         let due = self.queue.store().members_due("sync_member", since).await?;
         let mut queued = Vec::with_capacity(due.len());
@@ -54,7 +54,7 @@ impl Scheduler {
             if let Err(e) = self.tick().await {
                 tracing::error!(error = %e, "could not queue periodic syncs");
             }
-            let now = Utc::now();
+            let now = self.queue.store().now();
             if last_prune.is_none_or(|t| now - t > chrono::Duration::hours(1)) {
                 last_prune = Some(now);
                 match self.queue.store().prune_jobs(now - KEEP_FINISHED).await {

@@ -272,7 +272,7 @@ impl Session {
                 e => e,
             })?;
         let (raw, has_next, total) = page_parts(&v)?;
-        let now = Utc::now();
+        let now = self.limiter.now();
         let items = raw
             .iter()
             .filter_map(|item| {

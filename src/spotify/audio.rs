@@ -2,7 +2,6 @@
 //! per call, unknown tracks silently left out). Answers are cached per track forever, known
 //! or not; with the provider off nothing is asked and the bot works the same.
 
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::error::CallError;
@@ -119,7 +118,7 @@ impl Spotify {
                     },
                 );
             }
-            let now = Utc::now();
+            let now = store.now();
             for id in chunk {
                 let features = found.get(id);
                 report.asked += 1;

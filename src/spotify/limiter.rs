@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::error::{CallError, ErrorBody, SpotifyError};
+use crate::clock::Clock;
 
 /// The longest `Retry-After` we sleep through inside a call; longer ones pause the app.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(60);
@@ -30,6 +31,8 @@ pub struct AppLimiter {
     timeout: Duration,
     state: Mutex<State>,
     attempts: AtomicU64,
+    /// What "now" is for quota pauses.
+    clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +51,19 @@ impl AppLimiter {
             timeout,
             state: Mutex::new(State::default()),
             attempts: AtomicU64::new(0),
+            clock: Clock::system(),
         }
+    }
+
+    /// The limiter with `clock` as the time its quota pauses are measured against.
+    pub fn with_clock(mut self, clock: Clock) -> AppLimiter {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time on the limiter's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     pub fn client_id(&self) -> &str {
@@ -59,7 +74,7 @@ impl AppLimiter {
     pub fn paused_until(&self) -> Option<DateTime<Utc>> {
         let mut st = self.lock();
         match st.paused_until {
-            Some(t) if t > Utc::now() => Some(t),
+            Some(t) if t > self.now() => Some(t),
             Some(_) => {
                 st.paused_until = None;
                 None
@@ -81,7 +96,7 @@ impl AppLimiter {
         // Clamped: the length comes from the remote server's Retry-After.
         let for_ = for_.min(MAX_PAUSE);
         let until =
-            Utc::now() + chrono::Duration::from_std(for_).unwrap_or(chrono::Duration::hours(24));
+            self.now() + chrono::Duration::from_std(for_).unwrap_or(chrono::Duration::hours(24));
         let mut st = self.lock();
         let until = st.paused_until.map_or(until, |t| t.max(until));
         st.paused_until = Some(until);
@@ -244,6 +259,28 @@ mod tests {
         assert!(matches!(r, Err(SpotifyError::Paused { .. })));
         assert_eq!(n.load(Ordering::SeqCst), 1);
         assert_eq!(lim.paused_until(), Some(until));
+    }
+
+    #[tokio::test]
+    async fn a_quota_pause_ends_when_the_limiters_clock_reaches_it() {
+        let start = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 1, 8, 0, 0).unwrap();
+        let clock = Clock::manual(start);
+        let lim = AppLimiter::new("app", 5, Duration::from_secs(5)).with_clock(clock.clone());
+        let body = r#"{"error":{"status":429,"message":"quota","reason":"QUOTA_EXCEEDED"}}"#;
+        let r: Result<(), _> = lim
+            .run("x", || async { Err(status(429, Some(7200), body)) })
+            .await;
+        assert!(matches!(r, Err(SpotifyError::Paused { .. })));
+        assert_eq!(
+            lim.paused_until(),
+            Some(start + chrono::Duration::seconds(7200))
+        );
+        clock.advance(Duration::from_secs(7199));
+        assert!(lim.paused_until().is_some(), "still paused a second before");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(lim.paused_until(), None);
+        let r: Result<u8, _> = lim.run("y", || async { Ok(1) }).await;
+        assert_eq!(r.unwrap(), 1);
     }
 
     #[tokio::test]

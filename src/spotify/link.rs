@@ -177,7 +177,7 @@ impl Spotify {
                     tracing::warn!("{hint}");
                 }
             })?;
-        let now = Utc::now();
+        let now = self.store().now();
         store.purge_oauth_states(now).await?;
         let state = new_state();
         let expires_at = now + self.state_ttl();
@@ -266,7 +266,7 @@ impl Spotify {
         if !store.consume_oauth_state(&state).await? {
             return Err(LinkError::StateUnknown);
         }
-        if pending.expires_at <= Utc::now() {
+        if pending.expires_at <= self.store().now() {
             return Err(LinkError::StateExpired);
         }
         if error.is_some() {
@@ -338,7 +338,7 @@ impl Spotify {
                 });
             }
         }
-        let now = Utc::now();
+        let now = self.store().now();
         let row = LinkRow {
             member,
             app_client_id: app.client_id.clone(),
@@ -366,7 +366,7 @@ impl Spotify {
 
     /// The member's link, if any.
     pub async fn link_info(&self, member: MemberId) -> Result<Option<LinkInfo>, SpotifyError> {
-        let now = Utc::now();
+        let now = self.store().now();
         Ok(self.store().link(member).await?.map(|l| info_of(&l, now)))
     }
 
@@ -375,7 +375,7 @@ impl Spotify {
         &self,
         within: chrono::Duration,
     ) -> Result<Vec<(MemberId, DateTime<Utc>)>, SpotifyError> {
-        let now = Utc::now();
+        let now = self.store().now();
         Ok(self
             .store()
             .all_links()
@@ -408,7 +408,7 @@ impl Spotify {
         let limiter = self
             .limiter(&app.client_id)
             .ok_or(SpotifyError::NotLinked)?;
-        let now = Utc::now();
+        let now = self.store().now();
         let fresh = link.access_token.is_some()
             && link
                 .access_expires_at
@@ -484,7 +484,8 @@ impl Spotify {
             Ok(t) => {
                 let access = SecretString::from(t.access_token);
                 // Clamped: the lifetime comes from the remote server.
-                let expires = Utc::now() + chrono::Duration::seconds(t.expires_in.clamp(0, 86_400));
+                let expires =
+                    self.store().now() + chrono::Duration::seconds(t.expires_in.clamp(0, 86_400));
                 let rotated = t.refresh_token.map(SecretString::from);
                 self.store()
                     .update_tokens(link.member, &access, expires, rotated.as_ref())

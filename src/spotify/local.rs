@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::clock::Clock;
 use crate::domain::{Track, TrackId};
 
 /// The 403 body Spotify sends for a user who is not on a development-mode app's allowlist.
@@ -126,6 +127,8 @@ struct World {
     next: u64,
     /// Tracks with real metadata (the demo's sample); others are made up from their id.
     catalogue: HashMap<String, Track>,
+    /// What "now" is: for token lifetimes, like and add times, and fresh ids.
+    clock: Clock,
 }
 
 impl World {
@@ -137,12 +140,16 @@ impl World {
         }
     }
 
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     fn fresh(&mut self, prefix: &str) -> String {
         self.next += 1;
         let raw = format!(
             "{prefix}{}{}",
             self.next,
-            Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            self.now().timestamp_nanos_opt().unwrap_or(0)
         );
         let mut id: String = raw.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
         id.truncate(22);
@@ -194,11 +201,17 @@ pub fn track_id(n: u32) -> TrackId {
 impl LocalSpotify {
     /// Starts the server on 127.0.0.1 with a free port.
     pub async fn start() -> std::io::Result<LocalSpotify> {
+        Self::start_with_clock(Clock::system()).await
+    }
+
+    /// Starts the server with `clock` as its time (token lifetimes, like and add times).
+    pub async fn start_with_clock(clock: Clock) -> std::io::Result<LocalSpotify> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             world: Mutex::new(World {
                 access_ttl_secs: 3600,
+                clock,
                 ..World::default()
             }),
             base: format!("http://{addr}"),
@@ -287,8 +300,8 @@ impl LocalSpotify {
 
     /// Gives `user` a library of `n` liked tracks, `track_id(0)` the newest.
     pub fn seed_liked(&self, user: &str, n: u32) {
-        let now = Utc::now();
         let mut w = self.world();
+        let now = w.now();
         if let Some(u) = w.users.get_mut(user) {
             u.liked = (0..n)
                 .map(|i| {
@@ -312,8 +325,8 @@ impl LocalSpotify {
 
     /// The user likes these tracks now, in order (the last one is the newest).
     pub fn like(&self, user: &str, tracks: &[TrackId]) {
-        let now = Utc::now();
         let mut w = self.world();
+        let now = w.now();
         if let Some(u) = w.users.get_mut(user) {
             for (i, t) in tracks.iter().enumerate() {
                 u.liked.retain(|(id, _)| id != t.as_str());
@@ -358,7 +371,7 @@ impl LocalSpotify {
     ) -> String {
         let mut w = self.world();
         let id = w.fresh("pl");
-        let now = Utc::now();
+        let now = w.now();
         w.playlists.insert(
             id.clone(),
             Playlist {
@@ -415,8 +428,9 @@ impl LocalSpotify {
 
     /// The member edits a playlist in the Spotify app: appends tracks.
     pub fn hand_add(&self, playlist: &str, tracks: &[TrackId]) {
-        let now = Utc::now();
-        if let Some(p) = self.world().playlists.get_mut(playlist) {
+        let mut w = self.world();
+        let now = w.now();
+        if let Some(p) = w.playlists.get_mut(playlist) {
             let owner = p.owner.clone();
             p.items
                 .extend(tracks.iter().map(|t| (t.to_string(), now, owner.clone())));
@@ -487,8 +501,9 @@ impl LocalSpotify {
 
     /// Every access token stops working now (revoked early), whatever its expiry said.
     pub fn expire_access_tokens(&self) {
-        let past = Utc::now() - chrono::Duration::seconds(1);
-        for (_, (_, _, at)) in self.world().access.iter_mut() {
+        let mut w = self.world();
+        let past = w.now() - chrono::Duration::seconds(1);
+        for (_, (_, _, at)) in w.access.iter_mut() {
             *at = past;
         }
     }
@@ -765,14 +780,9 @@ fn accounts(
                     }
                     let access = w.fresh("at");
                     let refresh = w.fresh("rt");
-                    w.access.insert(
-                        access.clone(),
-                        (
-                            user.clone(),
-                            id.clone(),
-                            Utc::now() + chrono::Duration::seconds(ttl),
-                        ),
-                    );
+                    let expires = w.now() + chrono::Duration::seconds(ttl);
+                    w.access
+                        .insert(access.clone(), (user.clone(), id.clone(), expires));
                     w.refresh.insert(refresh.clone(), (user, id));
                     Answer::Json(
                         200,
@@ -791,14 +801,9 @@ fn accounts(
                         return grant("Invalid refresh token");
                     }
                     let access = w.fresh("at");
-                    w.access.insert(
-                        access.clone(),
-                        (
-                            user.clone(),
-                            id.clone(),
-                            Utc::now() + chrono::Duration::seconds(ttl),
-                        ),
-                    );
+                    let expires = w.now() + chrono::Duration::seconds(ttl);
+                    w.access
+                        .insert(access.clone(), (user.clone(), id.clone(), expires));
                     let mut answer = json!({"access_token": access, "token_type": "Bearer",
                         "scope": "user-library-read playlist-read-private playlist-modify-private",
                         "expires_in": ttl});
@@ -1109,7 +1114,7 @@ fn web_api(
     let Some((user, client, expires)) = w.access.get(token).cloned() else {
         return json(api_error(401, "Invalid access token"));
     };
-    if expires <= Utc::now() {
+    if expires <= w.now() {
         return json(api_error(401, "The access token expired"));
     }
     if w.apps
@@ -1286,10 +1291,10 @@ fn web_api(
                         return json(api_error(403, "Forbidden"));
                     }
                     let body = body.cloned().unwrap_or(Value::Null);
+                    let now = w.now();
                     let Some(pl) = w.playlists.get_mut(*id) else {
                         return json(api_error(404, "Resource not found"));
                     };
-                    let now = Utc::now();
                     match m {
                         "POST" => {
                             let uris = body

@@ -65,15 +65,15 @@ impl Spotify {
             .apps
             .iter()
             .map(|a| {
-                let lim = AppLimiter::new(&a.client_id, config.max_retries, config.request_timeout);
+                let lim = AppLimiter::new(&a.client_id, config.max_retries, config.request_timeout)
+                    .with_clock(store.clock().clone());
                 (a.client_id.clone(), Arc::new(lim))
             })
             .collect();
-        let audio_limiter = Arc::new(AppLimiter::new(
-            "reccobeats",
-            config.max_retries,
-            config.request_timeout,
-        ));
+        let audio_limiter = Arc::new(
+            AppLimiter::new("reccobeats", config.max_retries, config.request_timeout)
+                .with_clock(store.clock().clone()),
+        );
         let http = reqwest::Client::builder()
             .user_agent(concat!("sublist/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -2,7 +2,6 @@
 //! track), a resumable first read, a bounded unlike-detection pass, and playlist motherlists
 //! followed through their `snapshot_id`.
 
-use chrono::Utc;
 use rspotify::model::{LibraryId, TrackId as RsTrackId};
 
 use super::api::{CONTAINS_CHUNK, PAGE, Session};
@@ -94,7 +93,7 @@ impl Spotify {
             let mut offset = state.resume_offset;
             for _ in 0..MAX_PAGES_PER_SYNC {
                 let page = session.saved_tracks(offset).await?;
-                let now = Utc::now();
+                let now = self.store().now();
                 let n = page.items.len() as u32;
                 let done = !page.has_next || n == 0;
                 offset += PAGE;
@@ -128,7 +127,7 @@ impl Spotify {
             let page = session.saved_tracks(offset).await?;
             let ids: Vec<TrackId> = page.items.iter().map(|l| l.track.id.clone()).collect();
             let known = store.known_liked(member, &ids).await?;
-            let now = Utc::now();
+            let now = self.store().now();
             state.last_sync_at = Some(now);
             let new = store
                 .save_liked_page(member, &page.items, now, &state)
@@ -160,7 +159,7 @@ impl Spotify {
         report: &mut SyncReport,
     ) -> Result<(), SpotifyError> {
         let budget = self.inner.config.full_pass_pages;
-        let now = Utc::now();
+        let now = self.store().now();
         let due = state.full_pass_started_at.is_some()
             || state
                 .last_full_at
@@ -178,7 +177,7 @@ impl Spotify {
             finished = !page.has_next || n == 0;
             offset = if finished { 0 } else { offset + PAGE };
             state.full_pass_offset = offset;
-            let seen = Utc::now();
+            let seen = self.store().now();
             let new = store
                 .save_liked_page(member, &page.items, seen, state)
                 .await?;
@@ -209,7 +208,7 @@ impl Spotify {
                 }
             }
         }
-        let now = Utc::now();
+        let now = self.store().now();
         store.touch_liked(member, &still, now).await?;
         store.remove_liked(member, &gone).await?;
         report.removed.extend(gone);
@@ -238,7 +237,7 @@ impl Spotify {
         if state.initial_done && state.snapshot_id.as_deref() == Some(info.snapshot_id.as_str()) {
             return Ok(());
         }
-        let started = Utc::now();
+        let started = self.store().now();
         let items = session.all_playlist_items(playlist).await?;
         progress(SyncProgress {
             read: items.len() as u32,

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row;
 
-use super::{Result, Store, StoreError, now};
+use super::{Result, Store, StoreError};
 use crate::domain::{Label, LabelSource, LabelledTrack, Layer, LayerId, SublistId, TrackId};
 
 /// How many labels name each sublist (and the void) in a layer.
@@ -50,7 +50,7 @@ impl Store {
         .bind(track.as_str())
         .bind(source.as_str())
         .bind(confidence.map(f64::from))
-        .bind(now())
+        .bind(self.now())
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM label_sublists WHERE layer_id = ? AND track_id = ?")

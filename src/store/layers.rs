@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Result, Store, StoreError, now};
+use super::{Result, Store, StoreError};
 use crate::domain::{Emoji, Layer, LayerId, LayerRules, MemberId, Sublist, SublistId};
 
 fn sublist_from_row(r: &SqliteRow) -> Result<Sublist> {
@@ -40,7 +40,7 @@ impl Store {
         .bind(&name)
         .bind(rules.mutual)
         .bind(rules.complete)
-        .bind(now())
+        .bind(self.now())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -161,7 +161,7 @@ impl Store {
         .bind(layer.0)
         .bind(&name)
         .bind(emoji.as_str())
-        .bind(now())
+        .bind(self.now())
         .fetch_one(self.pool())
         .await?;
         Ok(Sublist {

@@ -82,7 +82,7 @@ impl Store {
         .bind(&s.state)
         .bind(s.member.0 as i64)
         .bind(&s.app_client_id)
-        .bind(Utc::now())
+        .bind(self.now())
         .bind(s.expires_at)
         .execute(self.pool())
         .await?;

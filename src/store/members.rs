@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Result, Store, now};
+use super::{Result, Store};
 use crate::domain::{MemberId, Motherlist};
 
 /// What a member chose with `/settings`.
@@ -28,7 +28,7 @@ impl Store {
             "INSERT INTO members (id, created_at) VALUES (?, ?) ON CONFLICT(id) DO NOTHING",
         )
         .bind(member.0 as i64)
-        .bind(now())
+        .bind(self.now())
         .execute(self.pool())
         .await?;
         Ok(())

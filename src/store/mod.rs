@@ -34,6 +34,7 @@ use secrecy::SecretString;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::clock::Clock;
 use crate::domain::DomainError;
 
 /// What went wrong in the store.
@@ -66,6 +67,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: SqlitePool,
     cipher: Arc<Cipher>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Store {
@@ -81,6 +83,11 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, runs the migrations, and checks that
     /// `key` is the key the database's secrets were sealed with.
     pub async fn open_at(path: &Path, key: &[u8; 32]) -> Result<Store> {
+        Self::open_with_clock(path, key, Clock::system()).await
+    }
+
+    /// Like [`Store::open_at`], with `clock` as the time every row is stamped with.
+    pub async fn open_with_clock(path: &Path, key: &[u8; 32], clock: Clock) -> Result<Store> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -96,6 +103,7 @@ impl Store {
         let store = Store {
             pool,
             cipher: Arc::new(Cipher::new(key)),
+            clock,
         };
         store.check_key().await?;
         Ok(store)
@@ -114,6 +122,16 @@ impl Store {
     /// Closes every connection, flushing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// The current time, as every table stores it.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The clock the store reads the time from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -153,11 +171,6 @@ impl Store {
             }
         }
     }
-}
-
-/// The current time, as every table stores it.
-pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
 }
 
 #[cfg(test)]

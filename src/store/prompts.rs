@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Result, Store, StoreError, now};
+use super::{Result, Store, StoreError};
 use crate::domain::{Label, LayerId, MemberId, TrackId};
 
 /// A prompt in the store.
@@ -139,7 +139,7 @@ impl Store {
         .bind(layer.0)
         .bind(track.as_str())
         .bind(guess)
-        .bind(now())
+        .bind(self.now())
         .fetch_optional(self.pool())
         .await?;
         Ok(id.map(PromptId))
@@ -186,7 +186,7 @@ impl Store {
 
     /// Moves a prompt to `state` (an answer stamps `answered_at`).
     pub async fn set_prompt_state(&self, prompt: PromptId, state: PromptState) -> Result<()> {
-        let answered_at = (state == PromptState::Answered).then(now);
+        let answered_at = (state == PromptState::Answered).then(|| self.now());
         sqlx::query("UPDATE prompts SET state = ?, answered_at = ? WHERE id = ?")
             .bind(state.as_str())
             .bind(answered_at)
