@@ -2,20 +2,28 @@
 //! status, each answering with a sentence the member can read when it can't be done.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
 
+use chrono::Utc;
+use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
 
 use super::App;
 use super::sorting::SortOutcome;
 use crate::discord::{
-    Backend, BackendError, Guess, Imported, LayerRefresh, LinkStart, LinkState, Linked,
-    MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary, TrainResult,
-    TrainTicket, TrainUpdate, async_trait,
+    Backend, BackendError, Forgotten, Guess, Imported, LayerRefresh, LinkStart, LinkState,
+    LinkToConfirm, Linked, MemberStatus, Notifier, PlaylistSummary, PromptRequest, QueuedJob,
+    RefreshSummary, TrainResult, TrainTicket, TrainUpdate, async_trait,
 };
 use crate::domain::{LayerId, MemberId, SpotifyAccount};
-use crate::jobs::{JobKind, JobStatus, Priority};
-use crate::spotify::{LinkError, SpotifyError};
+use crate::jobs::{CancelOutcome, JobKind, JobStatus, Priority};
+use crate::spotify::{LinkError, Notice, SpotifyError};
 use crate::store::JobState;
+
+/// How long forgetting a member waits for their running jobs to stop (a training stops
+/// between epochs); past it, what still runs can no longer write anything of theirs.
+const FORGET_WAIT: Duration = Duration::from_secs(60);
 
 fn refused(e: impl std::fmt::Display) -> BackendError {
     BackendError::Refused(e.to_string())
@@ -37,6 +45,16 @@ fn link_error(e: LinkError) -> BackendError {
 
 fn internal(e: impl Into<anyhow::Error>) -> BackendError {
     BackendError::Internal(e.into())
+}
+
+fn to_confirm(account: &SpotifyAccount) -> LinkToConfirm {
+    LinkToConfirm {
+        display_name: account
+            .display_name
+            .clone()
+            .unwrap_or_else(|| account.user_id.clone()),
+        user_id: account.user_id.clone(),
+    }
 }
 
 impl SortOutcome {
@@ -180,6 +198,48 @@ impl App {
         Ok(out)
     }
 
+    /// Runs work for the member outside the queue (an inline refresh, the first sync after a
+    /// link, an import) so that forgetting them stops it at its next await.
+    async fn inline<T>(
+        &self,
+        member: MemberId,
+        work: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let stop = self.inner.inline_work.entry(member).or_default().clone();
+        tokio::select! {
+            result = work => result,
+            () = stop.cancelled() => Err(refused("Stopped: you asked me to forget you.")),
+        }
+    }
+
+    /// Delivers what Spotify work tells members (a link dying within a week, a quota pause)
+    /// through the bot, for as long as the app runs.
+    pub(crate) fn deliver_notices(&self, notifier: Notifier) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.spotify().set_notice_sender(tx);
+        runtime.spawn(async move {
+            while let Some(notice) = rx.recv().await {
+                match notice {
+                    Notice::LinkExpiring { member, expires_at } => {
+                        if let Err(e) = notifier.warn_link_expiry(member, expires_at).await {
+                            tracing::warn!(member = member.0, error = %e, "could not warn about a link's expiry");
+                        }
+                    }
+                    Notice::QuotaPaused { members, until } => {
+                        for member in members {
+                            if let Err(e) = notifier.announce_quota_pause(&[member], until).await {
+                                tracing::warn!(member = member.0, error = %e, "could not announce a quota pause");
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// The first full sync after a link, and what to tell the member.
     async fn after_link(&self, member: MemberId, account: &SpotifyAccount) -> Linked {
         let display_name = account
@@ -200,11 +260,11 @@ impl App {
         }
     }
 
-    /// Completes the waiting `/link` of a member whose link arrived through the web callback.
+    /// Asks the member whose consent arrived through the web callback, in their waiting
+    /// `/link` message, to confirm the account.
     pub async fn link_completed(&self, member: MemberId, account: SpotifyAccount) {
-        let linked = self.after_link(member, &account).await;
         if let Some((_, tx)) = self.inner.link_waiters.remove(&member) {
-            let _ = tx.send(Ok(linked));
+            let _ = tx.send(Ok(to_confirm(&account)));
         }
     }
 
@@ -278,17 +338,41 @@ impl Backend for App {
         &self,
         member: MemberId,
         pasted_url: &str,
-    ) -> Result<Linked, BackendError> {
+    ) -> Result<LinkToConfirm, BackendError> {
         let account = self
             .spotify()
             .complete_link_paste(member, pasted_url)
             .await
             .map_err(link_error)?;
-        let linked = self.after_link(member, &account).await;
+        let pending = to_confirm(&account);
         if let Some((_, tx)) = self.inner.link_waiters.remove(&member) {
-            let _ = tx.send(Ok(linked.clone()));
+            let _ = tx.send(Ok(pending.clone()));
         }
-        Ok(linked)
+        Ok(pending)
+    }
+
+    async fn confirm_link(&self, member: MemberId) -> Result<Linked, BackendError> {
+        self.inline(member, async {
+            let account = self
+                .spotify()
+                .confirm_link(member)
+                .await
+                .map_err(link_error)?;
+            Ok(self.after_link(member, &account).await)
+        })
+        .await
+    }
+
+    async fn cancel_link(&self, member: MemberId) -> Result<(), BackendError> {
+        match self
+            .spotify()
+            .cancel_link(member)
+            .await
+            .map_err(spotify_error)?
+        {
+            true => Ok(()),
+            false => Err(refused(LinkError::NothingToConfirm)),
+        }
     }
 
     async fn unlink(&self, member: MemberId) -> Result<(), BackendError> {
@@ -298,13 +382,46 @@ impl Backend for App {
         }
     }
 
-    async fn forget_member(&self, member: MemberId) -> Result<(), BackendError> {
-        for job in self.store().live_jobs(member).await.map_err(internal)? {
-            let _ = self.queue().cancel(job.id).await;
+    async fn forget_member(&self, member: MemberId) -> Result<Forgotten, BackendError> {
+        // Work outside the queue stops at its next await; queued jobs go, and running ones
+        // are asked to stop and given a moment to.
+        if let Some((_, stop)) = self.inner.inline_work.remove(&member) {
+            stop.cancel();
         }
-        self.store().delete_member(member).await.map_err(internal)?;
         self.inner.link_waiters.remove(&member);
-        Ok(())
+        let mut running = Vec::new();
+        for job in self.store().live_jobs(member).await.map_err(internal)? {
+            if let Ok(CancelOutcome::Requested) = self.queue().cancel(job.id).await {
+                running.push(job.id);
+            }
+        }
+        let stopped = async {
+            for id in running {
+                let _ = self.queue().wait(id).await;
+            }
+        };
+        if tokio::time::timeout(FORGET_WAIT, stopped).await.is_err() {
+            tracing::warn!(
+                member = member.0,
+                "a job still runs for a member being forgotten; it can no longer record anything of theirs"
+            );
+        }
+        // Spotify work still under way for them (a link being completed) ends first, and none
+        // starts until their rows are gone; after that it finds no link and no member.
+        let _held = self.spotify().hold_member(member).await;
+        let messages = self
+            .store()
+            .forget_member(member)
+            .await
+            .map_err(internal)?
+            .unwrap_or_default();
+        self.inner.last_refresh.remove(&member);
+        tracing::info!(
+            member = member.0,
+            messages = messages.len(),
+            "member forgotten"
+        );
+        Ok(Forgotten { messages })
     }
 
     async fn playlists(&self, member: MemberId) -> Result<Vec<PlaylistSummary>, BackendError> {
@@ -348,11 +465,15 @@ impl Backend for App {
             .await
             .map_err(internal)?
             .ok_or_else(|| refused("That layer doesn't exist."))?;
-        match self
-            .spotify()
-            .adopt_playlist(member, &layer, sublist.id, playlist_id)
-            .await
-        {
+        let adopted = self
+            .inline(member, async {
+                self.spotify()
+                    .adopt_playlist(member, &layer, sublist.id, playlist_id)
+                    .await
+                    .map_err(spotify_error)
+            })
+            .await;
+        match adopted {
             Ok(adopted) => Ok(Imported {
                 sublist: sublist.id,
                 labelled: adopted.labelled,
@@ -360,7 +481,7 @@ impl Backend for App {
             Err(e) => {
                 // Nothing half-done: the new sublist goes again.
                 let _ = self.store().remove_sublist(sublist.id).await;
-                Err(spotify_error(e))
+                Err(e)
             }
         }
     }
@@ -437,22 +558,43 @@ impl Backend for App {
     }
 
     async fn refresh(&self, member: MemberId) -> Result<RefreshSummary, BackendError> {
-        let report = self
-            .spotify()
-            .sync_motherlist(member, &|_| {})
-            .await
-            .map_err(spotify_error)?;
-        if let Err(e) = self.spotify().fill_audio(400).await {
-            tracing::warn!(error = %e, "audio descriptors unavailable");
+        let now = self.store().now();
+        let cooldown = chrono::Duration::from_std(self.inner.pipeline.refresh_cooldown)
+            .unwrap_or(chrono::Duration::zero());
+        match self.inner.last_refresh.entry(member) {
+            Entry::Occupied(mut last) => {
+                let since = now - *last.get();
+                if since < cooldown {
+                    let wait = (cooldown - since).num_seconds().max(1);
+                    return Err(refused(format!(
+                        "You refreshed a moment ago; you can refresh again in {wait} s."
+                    )));
+                }
+                last.insert(now);
+            }
+            Entry::Vacant(v) => {
+                v.insert(now);
+            }
         }
-        let outcome = self
-            .sort_member_quietly(member, report.new_tracks.len() as u32)
-            .await
-            .map_err(|e| match e.downcast::<SpotifyError>() {
-                Ok(s) => spotify_error(s),
-                Err(e) => internal(e),
-            })?;
-        Ok(outcome.to_summary())
+        self.inline(member, async {
+            let report = self
+                .spotify()
+                .sync_motherlist(member, &|_| {})
+                .await
+                .map_err(spotify_error)?;
+            if let Err(e) = self.spotify().fill_audio(400).await {
+                tracing::warn!(error = %e, "audio descriptors unavailable");
+            }
+            let outcome = self
+                .sort_member_quietly(member, report.new_tracks.len() as u32)
+                .await
+                .map_err(|e| match e.downcast::<SpotifyError>() {
+                    Ok(s) => spotify_error(s),
+                    Err(e) => internal(e),
+                })?;
+            Ok(outcome.to_summary())
+        })
+        .await
     }
 
     async fn status(&self, member: MemberId) -> Result<MemberStatus, BackendError> {
@@ -463,6 +605,7 @@ impl Backend for App {
             .map_err(spotify_error)?
         {
             None => LinkState::NotLinked,
+            Some(l) if l.revoked => LinkState::Revoked,
             Some(l) if !l.active => LinkState::Expired,
             Some(l) => LinkState::Linked {
                 display_name: l

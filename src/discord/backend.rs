@@ -32,9 +32,26 @@ impl BackendError {
 pub struct LinkStart {
     /// Spotify's consent page for this member, with a fresh `state`.
     pub consent_url: String,
-    /// Resolves when the link completes (by the web callback or a pasted address), or with the
-    /// reason it failed. Dropped without a value when the attempt expires.
-    pub completed: oneshot::Receiver<Result<Linked, BackendError>>,
+    /// Resolves when Spotify sent back the account the consent page was used with (by the web
+    /// callback or a pasted address), which then waits for the member's confirmation, or with
+    /// the reason it failed. Dropped without a value when the attempt expires.
+    pub completed: oneshot::Receiver<Result<LinkToConfirm, BackendError>>,
+}
+
+/// A Spotify account someone authorised through the member's `/link`, waiting for the member
+/// to confirm that it is theirs before it is bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkToConfirm {
+    pub display_name: String,
+    /// The Spotify user id (shown with the name: names need not be unique).
+    pub user_id: String,
+}
+
+/// What forgetting a member leaves for the bot to clean up in Discord.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// (channel, message) of every prompt and announcement the bot posted for them.
+    pub messages: Vec<(u64, u64)>,
 }
 
 /// A completed link.
@@ -152,7 +169,10 @@ pub enum LinkState {
         /// When the refresh token dies and the member must link again.
         expires_at: DateTime<Utc>,
     },
+    /// Spotify ended the link six months after the member authorised it.
     Expired,
+    /// Spotify refused the link well before that: access was removed on Spotify's side.
+    Revoked,
 }
 
 /// A job of the member's in the queue.
@@ -181,16 +201,22 @@ pub struct MemberStatus {
 pub trait Backend: Send + Sync + 'static {
     /// Starts a link: a consent URL bound to this member, and a way to learn when it completes.
     async fn begin_link(&self, member: MemberId) -> Result<LinkStart, BackendError>;
-    /// Completes a link from the address the member's browser ended on (holds `code`, `state`).
+    /// Completes the consent from the address the member's browser ended on (holds `code`,
+    /// `state`); the account then waits for [`Backend::confirm_link`].
     async fn complete_link(
         &self,
         member: MemberId,
         pasted_url: &str,
-    ) -> Result<Linked, BackendError>;
+    ) -> Result<LinkToConfirm, BackendError>;
+    /// Binds the account waiting for the member's confirmation, and syncs it a first time.
+    async fn confirm_link(&self, member: MemberId) -> Result<Linked, BackendError>;
+    /// Drops the account waiting for the member's confirmation.
+    async fn cancel_link(&self, member: MemberId) -> Result<(), BackendError>;
     /// Drops the member's tokens; layers and labels stay.
     async fn unlink(&self, member: MemberId) -> Result<(), BackendError>;
-    /// Deletes everything of the member's: tokens, labels, models, jobs, prompts.
-    async fn forget_member(&self, member: MemberId) -> Result<(), BackendError>;
+    /// Deletes everything of the member's (tokens, labels, models, jobs, prompts), after
+    /// stopping their work in progress; returns the Discord messages to delete.
+    async fn forget_member(&self, member: MemberId) -> Result<Forgotten, BackendError>;
     /// The playlists the member owns or collaborates on.
     async fn playlists(&self, member: MemberId) -> Result<Vec<PlaylistSummary>, BackendError>;
     /// Adopts a playlist as a new sublist of `layer`, labelling its tracks.

@@ -20,9 +20,9 @@ use poise::serenity_prelude as serenity;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use backend::{
-    Backend, BackendError, Guess, Imported, JobId, LayerRefresh, LinkStart, LinkState, Linked,
-    MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary, TrainResult,
-    TrainTicket, TrainUpdate, async_trait,
+    Backend, BackendError, Forgotten, Guess, Imported, JobId, LayerRefresh, LinkStart, LinkState,
+    LinkToConfirm, Linked, MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary,
+    TrainResult, TrainTicket, TrainUpdate, async_trait,
 };
 pub use error::{UserError, incident_id};
 pub use notify::{DIGEST_AFTER, Notifier, PostOutcome};

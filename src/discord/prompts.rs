@@ -17,19 +17,16 @@ use super::render::{self, PromptShown, PromptView};
 use crate::domain::{Label, LabelSource, Layer, MemberId, SublistId, Track};
 use crate::store::{MemberSettings, Prompt, PromptId, PromptState, Store};
 
-/// The member's settings, recording the member first if they are new.
+/// The member's settings. A member is recorded only by their own commands, so that work
+/// still running for a forgotten member cannot bring them back: for one, this is an error.
 pub(crate) async fn member_settings(
     store: &Store,
     member: MemberId,
 ) -> Result<MemberSettings, Error> {
-    if let Some(s) = store.member_settings(member).await? {
-        return Ok(s);
-    }
-    store.ensure_member(member).await?;
     store
         .member_settings(member)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("member {member} vanished while being recorded"))
+        .ok_or_else(|| anyhow::anyhow!("member {member} is not known (or was forgotten)"))
 }
 
 /// DM channel ids by member, so a DM is opened once per process (opening one is a REST call).
@@ -89,7 +86,18 @@ pub(crate) async fn send_to_member(
     let (channel, _) = destination(http, store, dms, member, purpose).await?;
     let message =
         message.allowed_mentions(CreateAllowedMentions::new().users([UserId::new(member.0)]));
-    Ok(channel.send_message(http, message).await?)
+    let sent = channel.send_message(http, message).await?;
+    // Recorded so that forgetting the member deletes it; forgotten meanwhile, it goes now.
+    if !store
+        .record_member_message(member, channel.get(), sent.id.get(), store.now())
+        .await?
+    {
+        channel.delete_message(http, sent.id).await?;
+        return Err(anyhow::anyhow!(
+            "member {member} was forgotten while a message was sent"
+        ));
+    }
+    Ok(sent)
 }
 
 /// The layer a prompt belongs to, checked against its member.

@@ -4,8 +4,8 @@
 //! time Spotify gives. Nothing is retried in a loop: every loop is bounded by the cap.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,8 +23,11 @@ const MAX_PAUSE: Duration = Duration::from_secs(7 * 24 * 3600);
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
 
+/// Told the app and the new resume time whenever a pause begins or grows, so that the pause
+/// can be recorded and outlive the process.
+pub(crate) type PauseSink = Arc<dyn Fn(&str, DateTime<Utc>) + Send + Sync>;
+
 /// Rate-limit state of one app.
-#[derive(Debug)]
 pub struct AppLimiter {
     client_id: String,
     max_retries: u32,
@@ -33,6 +36,16 @@ pub struct AppLimiter {
     attempts: AtomicU64,
     /// What "now" is for quota pauses.
     clock: Clock,
+    on_pause: OnceLock<PauseSink>,
+}
+
+impl std::fmt::Debug for AppLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppLimiter")
+            .field("client_id", &self.client_id)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +65,7 @@ impl AppLimiter {
             state: Mutex::new(State::default()),
             attempts: AtomicU64::new(0),
             clock: Clock::system(),
+            on_pause: OnceLock::new(),
         }
     }
 
@@ -64,6 +78,20 @@ impl AppLimiter {
     /// The current time on the limiter's clock.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Where new pauses are reported (set once).
+    pub(crate) fn set_pause_sink(&self, sink: PauseSink) {
+        let _ = self.on_pause.set(sink);
+    }
+
+    /// Takes up a pause recorded before a restart, if it has not ended.
+    pub(crate) fn restore_pause(&self, until: DateTime<Utc>) {
+        if until <= self.now() {
+            return;
+        }
+        let mut st = self.lock();
+        st.paused_until = Some(st.paused_until.map_or(until, |t| t.max(until)));
     }
 
     pub fn client_id(&self) -> &str {
@@ -98,9 +126,16 @@ impl AppLimiter {
         let until =
             self.now() + chrono::Duration::from_std(for_).unwrap_or(chrono::Duration::hours(24));
         let mut st = self.lock();
-        let until = st.paused_until.map_or(until, |t| t.max(until));
+        let before = st.paused_until;
+        let until = before.map_or(until, |t| t.max(until));
         st.paused_until = Some(until);
+        drop(st);
         tracing::warn!(app = %self.client_id, %until, "Spotify app paused");
+        if before != Some(until)
+            && let Some(sink) = self.on_pause.get()
+        {
+            sink(&self.client_id, until);
+        }
         until
     }
 

@@ -19,7 +19,7 @@ pub use cipher::Cipher;
 pub use guilds::GuildSettings;
 pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
 pub use labels::LabelCount;
-pub use links::{LinkRow, LinkStatus, OAuthState};
+pub use links::{Bind, LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
 pub use models::StoredModel;
 pub use prompts::{Prompt, PromptId, PromptState};

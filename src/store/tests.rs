@@ -364,3 +364,155 @@ async fn deleting_a_member_leaves_no_row_of_theirs() {
     }
     assert_eq!(count(&s, "tracks").await, 1, "shared track metadata stays");
 }
+
+fn link_row(member: u64, app: &str, account: &str) -> LinkRow {
+    let now = chrono::Utc::now();
+    LinkRow {
+        member: MemberId(member),
+        app_client_id: app.into(),
+        account_id: account.into(),
+        user_id: account.into(),
+        display_name: None,
+        access_token: Some(secrecy::SecretString::from("at")),
+        refresh_token: Some(secrecy::SecretString::from("rt")),
+        access_expires_at: None,
+        authorized_at: now,
+        refresh_expires_at: now + chrono::Duration::days(180),
+        status: LinkStatus::Active,
+        linked_at: now,
+        expiry_warned_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_started_together_reserve_at_most_each_apps_cap() {
+    let (_d, s) = fresh().await;
+    let now = chrono::Utc::now();
+    let until = now + chrono::Duration::minutes(10);
+    for i in 1..=9 {
+        s.ensure_member(MemberId(i)).await.unwrap();
+    }
+    let tasks: Vec<_> = (1..=8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.reserve_link_slot(
+                    MemberId(i),
+                    &format!("state{i}"),
+                    until,
+                    &[("a", 2), ("b", 1)],
+                    now,
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    let on = |app: &str| got.iter().filter(|g| g.as_deref() == Some(app)).count();
+    assert_eq!((on("a"), on("b")), (2, 1), "{got:?}");
+    // Attempts that expired free their slots.
+    let later = until + chrono::Duration::seconds(1);
+    let app = s
+        .reserve_link_slot(MemberId(9), "state9", later, &[("a", 2), ("b", 1)], later)
+        .await
+        .unwrap();
+    assert_eq!(app.as_deref(), Some("a"));
+}
+
+#[tokio::test]
+async fn binding_a_link_checks_the_cap_and_the_account_together() {
+    let (_d, s) = fresh().await;
+    for i in 1..=3 {
+        s.ensure_member(MemberId(i)).await.unwrap();
+    }
+    let until = chrono::Utc::now() + chrono::Duration::minutes(15);
+    let first = link_row(1, "a", "acct1");
+    s.put_pending_link(&first, until).await.unwrap();
+    assert!(s.pending_link(MemberId(1)).await.unwrap().is_some());
+    assert_eq!(s.bind_link(&first, 1).await.unwrap(), Bind::Bound);
+    assert!(s.pending_link(MemberId(1)).await.unwrap().is_none());
+    assert_eq!(
+        s.bind_link(&link_row(2, "a", "acct2"), 1).await.unwrap(),
+        Bind::AppFull
+    );
+    assert_eq!(
+        s.bind_link(&link_row(3, "b", "acct1"), 1).await.unwrap(),
+        Bind::AccountElsewhere
+    );
+    assert_eq!(
+        s.bind_link(&link_row(1, "a", "acct9"), 1).await.unwrap(),
+        Bind::AlreadyLinked("acct1".into())
+    );
+    // The member's own slot is not counted against them.
+    assert_eq!(s.bind_link(&first, 1).await.unwrap(), Bind::Bound);
+    assert!(s.link(MemberId(2)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_link_is_warned_about_once_and_a_pause_is_new_once() {
+    let (_d, s) = fresh().await;
+    s.ensure_member(MemberId(1)).await.unwrap();
+    s.bind_link(&link_row(1, "a", "acct1"), 5).await.unwrap();
+    let now = chrono::Utc::now();
+    assert!(s.claim_expiry_warning(MemberId(1), now).await.unwrap());
+    assert!(!s.claim_expiry_warning(MemberId(1), now).await.unwrap());
+    assert_eq!(s.members_on_app("a").await.unwrap(), vec![MemberId(1)]);
+
+    let hour = chrono::Duration::hours(1);
+    assert!(s.record_app_pause("a", now + hour * 2, now).await.unwrap());
+    assert!(
+        !s.record_app_pause("a", now + hour * 3, now + hour)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_app_pause("a", now + hour, now + hour)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.app_pauses(now + hour).await.unwrap(),
+        vec![("a".to_string(), now + hour * 3)]
+    );
+    assert!(s.app_pauses(now + hour * 4).await.unwrap().is_empty());
+    assert!(
+        s.record_app_pause("a", now + hour * 6, now + hour * 4)
+            .await
+            .unwrap(),
+        "a pause after the last one ended is a new one"
+    );
+}
+
+#[tokio::test]
+async fn forgetting_a_member_hands_back_their_messages_and_refuses_later_ones() {
+    let (_d, s) = fresh().await;
+    let (gone, kept) = (MemberId(1), MemberId(2));
+    s.upsert_tracks(&[track(1)]).await.unwrap();
+    let layer = s.create_layer(gone, "Mood", RULES).await.unwrap();
+    s.ensure_member(kept).await.unwrap();
+    let now = chrono::Utc::now();
+    let prompt = s
+        .create_prompt(gone, layer.id, &track(1).id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    s.set_prompt_posted(prompt, 11, 101).await.unwrap();
+    assert!(s.record_member_message(gone, 10, 100, now).await.unwrap());
+    assert!(s.record_member_message(kept, 10, 200, now).await.unwrap());
+
+    let mut messages = s.forget_member(gone).await.unwrap().unwrap();
+    messages.sort();
+    assert_eq!(messages, vec![(10, 100), (11, 101)]);
+    assert!(s.member_settings(gone).await.unwrap().is_none());
+    assert!(!s.record_member_message(gone, 10, 102, now).await.unwrap());
+    assert!(
+        s.member_settings(gone).await.unwrap().is_none(),
+        "not recreated"
+    );
+    assert_eq!(s.forget_member(gone).await.unwrap(), None);
+    assert_eq!(count(&s, "member_messages").await, 1);
+}

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use sublist::discord::{
-    self, Backend, BackendError, BotOptions, Guess, Imported, JobId, LayerRefresh, LinkStart,
-    LinkState, Linked, MemberStatus, PlaylistSummary, PromptRequest, RefreshSummary, TrainResult,
-    TrainTicket, TrainUpdate,
+    self, Backend, BackendError, BotOptions, Forgotten, Guess, Imported, JobId, LayerRefresh,
+    LinkStart, LinkState, LinkToConfirm, Linked, MemberStatus, PlaylistSummary, PromptRequest,
+    RefreshSummary, TrainResult, TrainTicket, TrainUpdate,
 };
 use sublist::domain::{
     Label, LabelSource, Layer, LayerId, LayerRules, MemberId, SublistId, Track, TrackId,
@@ -55,7 +55,7 @@ fn track(n: u32) -> Track {
 struct TestBackend {
     store: Store,
     tracks: Vec<Track>,
-    link: Mutex<Option<oneshot::Sender<Result<Linked, BackendError>>>>,
+    link: Mutex<Option<oneshot::Sender<Result<LinkToConfirm, BackendError>>>>,
 }
 
 #[sublist::discord::async_trait]
@@ -69,32 +69,49 @@ impl Backend for TestBackend {
         })
     }
 
-    async fn complete_link(&self, _member: MemberId, url: &str) -> Result<Linked, BackendError> {
+    async fn complete_link(
+        &self,
+        _member: MemberId,
+        url: &str,
+    ) -> Result<LinkToConfirm, BackendError> {
         if !url.contains("code=") {
             return Err(BackendError::refused(
                 "That address has no `code`: paste the whole address your browser ended on.",
             ));
         }
-        let linked = Linked {
+        let pending = LinkToConfirm {
             display_name: "Ada".into(),
-            liked_songs: 1240,
+            user_id: "ada".into(),
         };
         if let Some(tx) = self.link.lock().unwrap().take() {
-            let _ = tx.send(Ok(linked.clone()));
+            let _ = tx.send(Ok(pending.clone()));
         }
-        Ok(linked)
+        Ok(pending)
+    }
+
+    async fn confirm_link(&self, _member: MemberId) -> Result<Linked, BackendError> {
+        Ok(Linked {
+            display_name: "Ada".into(),
+            liked_songs: 1240,
+        })
+    }
+
+    async fn cancel_link(&self, _member: MemberId) -> Result<(), BackendError> {
+        Ok(())
     }
 
     async fn unlink(&self, _member: MemberId) -> Result<(), BackendError> {
         Ok(())
     }
 
-    async fn forget_member(&self, member: MemberId) -> Result<(), BackendError> {
-        self.store
-            .delete_member(member)
+    async fn forget_member(&self, member: MemberId) -> Result<Forgotten, BackendError> {
+        let messages = self
+            .store
+            .forget_member(member)
             .await
-            .map_err(|e| BackendError::Internal(e.into()))?;
-        Ok(())
+            .map_err(|e| BackendError::Internal(e.into()))?
+            .unwrap_or_default();
+        Ok(Forgotten { messages })
     }
 
     async fn playlists(&self, _member: MemberId) -> Result<Vec<PlaylistSummary>, BackendError> {
@@ -863,9 +880,12 @@ async fn a_refresh_is_announced_in_the_servers_channel() {
     ev["data"]["resolved"] = resolved;
     h.fake.dispatch("INTERACTION_CREATE", ev).await;
     let cb = h.fake.callback(id).await;
-    assert_eq!(
-        cb["data"]["content"],
-        format!("**Announcements**: <#{ANNOUNCE}>\n**Prompts**: not set (DMs)")
+    let text = cb["data"]["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "**Announcements**: <#{ANNOUNCE}>\n**Prompts**: not set (DMs)\n"
+        )),
+        "{text}"
     );
 
     let (id, cb) = h.command(ADA, "refresh", json!([])).await;
@@ -885,13 +905,6 @@ async fn a_refresh_is_announced_in_the_servers_channel() {
     );
     let reply = h.fake.deferred_reply(id).await;
     assert_eq!(reply["content"], announcement.body["content"]);
-
-    // A second refresh straight away is refused by the cooldown, with the reason.
-    let text = h.reply(ADA, "refresh", json!([])).await;
-    assert!(
-        text.starts_with("`/refresh` was used a moment ago; try again in"),
-        "{text}"
-    );
     h.finish().await;
 }
 
@@ -1038,6 +1051,28 @@ async fn link_by_pasting_the_address_updates_the_private_message() {
             submit(id, "http://127.0.0.1:8888/callback?code=abc&state=s1"),
         )
         .await;
+    // The account Spotify sent back waits for the member's word, in the form's answer and in
+    // the /link message.
+    let token = crate::discord_fake::token(id);
+    let question = h
+        .fake
+        .wait_for("the question about the account", |r| {
+            r.path == format!("/webhooks/{APP_ID}/{token}/messages/@original")
+        })
+        .await;
+    assert!(
+        question.body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Link the Spotify account **Ada** (user `ada`) to you?"),
+        "{}",
+        question.body
+    );
+    let confirm = format!("v1:link:confirm:{ADA}:yes");
+    assert_eq!(
+        custom_ids(&question.body["components"]),
+        vec![confirm.clone(), format!("v1:link:confirm:{ADA}:no")]
+    );
     let link_token = crate::discord_fake::token(link_id);
     let updated = h
         .fake
@@ -1046,13 +1081,103 @@ async fn link_by_pasting_the_address_updates_the_private_message() {
                 && r.path == format!("/webhooks/{APP_ID}/{link_token}/messages/@original")
         })
         .await;
+    assert_eq!(updated.body["content"], question.body["content"]);
+
+    // Only the member who ran /link can answer; their yes links the account.
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, BOB, CHANNEL_ID, 1, &confirm, None),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["data"]["flags"], 64);
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, CHANNEL_ID, 1, &confirm, None),
+        )
+        .await;
+    assert_eq!(
+        h.fake.callback(id).await["type"],
+        6,
+        "deferred: the first sync follows"
+    );
+    let done = h.fake.deferred_reply(id).await;
     assert!(
-        updated.body["content"]
+        done["content"]
             .as_str()
             .unwrap()
             .starts_with("Linked as **Ada**, 1,240 liked songs found."),
+        "{done}"
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn an_error_after_the_link_form_is_deferred_is_a_follow_up_not_a_second_callback() {
+    let h = Harness::new().await;
+    let id = h.id();
+    let mut v = slash(id, ADA, "x", json!([]));
+    v["type"] = json!(5);
+    v["data"] = json!({"custom_id": "v1:link:modal", "components": [
+        {"type": 1, "components": [{"type": 4, "custom_id": "url",
+            "value": "http://127.0.0.1:8888/callback?code=abc&state=s1"}]}]});
+    // Discord fails the edit of the deferred answer.
+    h.fake.fail_original_edits(1);
+    h.fake.dispatch("INTERACTION_CREATE", v).await;
+    assert_eq!(h.fake.callback(id).await["type"], 5);
+    let token = crate::discord_fake::token(id);
+    let follow_up = h
+        .fake
+        .wait_for("the follow-up", |r| {
+            r.method == "POST" && r.path == format!("/webhooks/{APP_ID}/{token}")
+        })
+        .await;
+    assert!(
+        follow_up.body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Link the Spotify account **Ada**"),
         "{}",
-        updated.body
+        follow_up.body
+    );
+    assert_eq!(follow_up.body["flags"], 64, "private");
+    let callbacks = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.starts_with(&format!("/interactions/{id}/")))
+        .count();
+    assert_eq!(callbacks, 1, "one callback per interaction");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn setup_asks_for_manage_messages_where_prompts_go() {
+    let h = Harness::new().await;
+    let id = h.id();
+    let mut ev = with_permissions(
+        slash(
+            id,
+            ADA,
+            "setup",
+            json!([opt("prompts", 7, json!(CHANNEL_ID.to_string()))]),
+        ),
+        "32",
+    );
+    ev["data"]["resolved"] = json!({"channels": {CHANNEL_ID.to_string():
+        {"id": CHANNEL_ID.to_string(), "name": "prompts", "type": 0, "permissions": "0"}}});
+    h.fake.dispatch("INTERACTION_CREATE", ev).await;
+    let text = h.fake.callback(id).await["data"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(&format!("In <#{CHANNEL_ID}> I need "))
+            && text.contains("*Manage Messages* lets me remove reactions other members add"),
+        "{text}"
     );
     h.finish().await;
 }
@@ -1095,8 +1220,14 @@ async fn forget_me_asks_first_and_only_its_member_can_confirm() {
         )
         .await;
     let cb = h.fake.callback(id).await;
-    assert_eq!(cb["type"], 7);
-    assert!(cb["data"]["content"].as_str().unwrap().starts_with("Done"));
+    assert_eq!(cb["type"], 6, "deferred while work stops: {cb}");
+    let done = h.fake.deferred_reply(id).await;
+    let text = done["content"].as_str().unwrap();
+    assert!(text.starts_with("Done"), "{text}");
+    assert!(
+        text.contains("https://www.spotify.com/account/apps/"),
+        "{text}"
+    );
     assert!(h.store.layer(layer.id).await.unwrap().is_none());
     h.finish().await;
 }

@@ -47,6 +47,10 @@ struct Shared {
     sessions_started: AtomicU64,
     /// Channels where posting a message is refused as Discord refuses closed DMs.
     closed: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Interactions already answered: a second callback is refused, as Discord refuses it.
+    answered: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// How many of the next edits of an original interaction response fail with a 500.
+    failing_original_edits: AtomicU64,
 }
 
 /// The fake Discord.
@@ -191,7 +195,27 @@ async fn rest(
         | ("DELETE", ["channels", _, "messages", _, "reactions", _, _]) => {
             StatusCode::NO_CONTENT.into_response()
         }
-        ("POST", ["interactions", _, _, "callback"]) => StatusCode::NO_CONTENT.into_response(),
+        ("POST", ["interactions", id, _, "callback"]) => {
+            if !shared.answered.lock().unwrap().insert(id.to_string()) {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({"message": "Interaction has already been acknowledged.", "code": 40060}),
+                );
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("DELETE", ["channels", _, "messages", _]) => StatusCode::NO_CONTENT.into_response(),
+        ("PATCH", ["webhooks", _, _, "messages", "@original"])
+            if shared
+                .failing_original_edits
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok() =>
+        {
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "500: Internal Server Error", "code": 0}),
+            )
+        }
         ("PUT", ["applications", _, "commands"]) => json_response(StatusCode::OK, json!([])),
         ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
             json_response(
@@ -288,6 +312,8 @@ impl FakeDiscord {
             next_id: AtomicU64::new(800_000_000_000_000_001),
             sessions_started: AtomicU64::new(0),
             closed: std::sync::Mutex::new(std::collections::HashSet::new()),
+            answered: std::sync::Mutex::new(std::collections::HashSet::new()),
+            failing_original_edits: AtomicU64::new(0),
         });
         let gw = shared.clone();
         tokio::spawn(async move {
@@ -309,6 +335,13 @@ impl FakeDiscord {
     /// Refuses messages in `channel` from now on (a member who closed their DMs).
     pub fn close_channel(&self, channel: u64) {
         self.shared.closed.lock().unwrap().insert(channel);
+    }
+
+    /// Answers the next `n` edits of an original interaction response with a 500.
+    pub fn fail_original_edits(&self, n: u64) {
+        self.shared
+            .failing_original_edits
+            .store(n, Ordering::SeqCst);
     }
 
     /// How many gateway sessions reached READY so far.

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area.
 
+mod account;
 mod cli;
 mod discord;
 mod discord_commands;

@@ -172,7 +172,7 @@ async fn cancel(ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Sync your liked songs and re-sort your sublists now
-#[poise::command(slash_command, user_cooldown = 60)]
+#[poise::command(slash_command)]
 pub async fn refresh(ctx: Context<'_>) -> Result<(), Error> {
     let member = member(ctx).await?;
     ctx.defer_ephemeral().await?;
