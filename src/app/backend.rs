@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::Utc;
 use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
 
