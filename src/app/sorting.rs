@@ -64,16 +64,36 @@ impl SortOutcome {
     }
 }
 
-fn to_indices(label: &Label, classes: &[SublistId]) -> Option<Vec<usize>> {
-    let set = label.sublists();
-    let idx: Vec<usize> = classes
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| set.contains(c))
-        .map(|(i, _)| i)
-        .collect();
-    // A label that only names sublists removed since is not a usable example.
-    (set.is_empty() || !idx.is_empty()).then_some(idx)
+/// A label as class indices for training (empty: the void), or None when it is no usable
+/// example: a set that names none of the layer's sublists (an empty one, or only sublists
+/// removed since), or the void in a complete layer, which has none.
+fn to_indices(label: &Label, classes: &[SublistId], complete: bool) -> Option<Vec<usize>> {
+    match label {
+        Label::Void => (!complete).then(Vec::new),
+        Label::Sublists(set) => {
+            let idx: Vec<usize> = classes
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| set.contains(c))
+                .map(|(i, _)| i)
+                .collect();
+            (!idx.is_empty()).then_some(idx)
+        }
+    }
+}
+
+/// Reads one track's label again into the sort's picture of the layer.
+async fn refresh_label(
+    store: &crate::store::Store,
+    layer: LayerId,
+    track: &TrackId,
+    labels: &mut HashMap<TrackId, LabelledTrack>,
+) -> anyhow::Result<()> {
+    match store.label(layer, track).await? {
+        Some(l) => labels.insert(track.clone(), l),
+        None => labels.remove(track),
+    };
+    Ok(())
 }
 
 impl App {
@@ -145,7 +165,7 @@ impl App {
         let mut tracks = Vec::new();
         let mut labels = Vec::new();
         for l in &truth {
-            let Some(idx) = to_indices(&l.label, &classes) else {
+            let Some(idx) = to_indices(&l.label, &classes, layer.rules.complete) else {
                 continue;
             };
             let track = match liked.get(&l.track) {
@@ -329,18 +349,26 @@ impl App {
                                 source: LabelSource::Model,
                             },
                         );
+                    } else {
+                        // The member answered while this sort ran: their answer counts.
+                        refresh_label(store, layer.id, id, &mut labels).await?;
                     }
                 }
                 None => {
                     // Unsure (or no model yet): ask, and keep it out of the playlists meanwhile.
+                    // Only the model's label goes: an answer given while this sort ran stays.
                     if labels
                         .get(id)
                         .is_some_and(|l| l.source == LabelSource::Model)
+                        && !store.clear_model_label(layer.id, id).await?
                     {
-                        store.clear_label(layer.id, id).await?;
+                        refresh_label(store, layer.id, id, &mut labels).await?;
+                    } else {
                         labels.remove(id);
                     }
-                    outcome.waiting.push(id.clone());
+                    if labels.get(id).is_none_or(|l| !l.source.is_ground_truth()) {
+                        outcome.waiting.push(id.clone());
+                    }
                 }
             }
         }
@@ -478,5 +506,39 @@ impl App {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn only_labels_that_name_a_sublist_of_the_layer_or_its_void_are_examples() {
+        let classes = [SublistId(1), SublistId(2), SublistId(3)];
+        let set = |ids: &[i64]| Label::Sublists(ids.iter().map(|i| SublistId(*i)).collect());
+        assert_eq!(to_indices(&set(&[2]), &classes, true), Some(vec![1]));
+        assert_eq!(
+            to_indices(&set(&[1, 3, 9]), &classes, false),
+            Some(vec![0, 2])
+        );
+        assert_eq!(
+            to_indices(&set(&[9]), &classes, false),
+            None,
+            "only removed sublists"
+        );
+        assert_eq!(
+            to_indices(&Label::Sublists(BTreeSet::new()), &classes, false),
+            None,
+            "an empty set is not the void"
+        );
+        assert_eq!(to_indices(&Label::Void, &classes, false), Some(Vec::new()));
+        assert_eq!(
+            to_indices(&Label::Void, &classes, true),
+            None,
+            "no void in a complete layer"
+        );
     }
 }

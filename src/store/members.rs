@@ -92,7 +92,7 @@ impl Store {
     /// jobs go in one transaction (the schema cascades from `members`). Track metadata, shared
     /// with other members, stays. Returns whether the member existed.
     pub async fn delete_member(&self, member: MemberId) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM members WHERE id = ?")
             .bind(member.0 as i64)
             .execute(&mut *tx)

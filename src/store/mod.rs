@@ -22,6 +22,7 @@ pub use labels::LabelCount;
 pub use links::{Bind, LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
 pub use models::StoredModel;
+pub(crate) use playlists::PendingOp;
 pub use prompts::{Prompt, PromptId, PromptState};
 pub use sync::SyncState;
 
@@ -136,6 +137,14 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A transaction that writes: it takes SQLite's write lock at `BEGIN` (IMMEDIATE), so it
+    /// waits its turn under the busy timeout instead of failing with "database is locked"
+    /// when another writer commits between its reads and its writes (a deferred transaction
+    /// cannot be retried then). Every transaction that writes begins here.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Seals a secret for a row.

@@ -11,4 +11,5 @@ mod jobs;
 mod learn;
 mod openapi;
 mod pipeline;
+mod sorting;
 mod spotify;
