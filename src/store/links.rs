@@ -297,7 +297,7 @@ impl Store {
         apps: &[(&str, u32)],
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let previous: Option<String> =
             sqlx::query_scalar("SELECT app_client_id FROM spotify_links WHERE member_id = ?")
                 .bind(member.0 as i64)
@@ -439,7 +439,7 @@ impl Store {
     /// member's, the member must not be linked to another account, and the app must have a
     /// free slot (`cap` links, the member's own not counted). The member's waiting link goes.
     pub(crate) async fn bind_link(&self, l: &LinkRow, cap: u32) -> Result<Bind, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let elsewhere: Option<i64> = sqlx::query_scalar(
             "SELECT member_id FROM spotify_links WHERE account_id = ? AND member_id != ?",
         )
@@ -527,7 +527,7 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let current: Option<DateTime<Utc>> =
             sqlx::query_scalar("SELECT paused_until FROM app_pauses WHERE app_client_id = ?")
                 .bind(app)

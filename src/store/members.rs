@@ -106,7 +106,7 @@ impl Store {
     /// IMMEDIATE transaction, for the caller to delete from Discord. None when the member was
     /// not known.
     pub async fn forget_member(&self, member: MemberId) -> Result<Option<Vec<(u64, u64)>>> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
             "SELECT channel_id, message_id FROM prompts
                  WHERE member_id = ? AND channel_id IS NOT NULL AND message_id IS NOT NULL
