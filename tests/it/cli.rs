@@ -235,7 +235,7 @@ fn no_file_of_the_repository_names_a_path_outside_it() {
         let mut from = 0;
         let in_path = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
         while let Some(at) = text[from..].find(up).map(|i| i + from) {
-            // The whole path the `..` sits in, e.g. `src/../x` or `/../x` after a base.
+            // The whole path the climb sits in, from its first path character on.
             let start = text[..at]
                 .char_indices()
                 .rev()
