@@ -223,7 +223,6 @@ impl App {
                 &config,
                 &mut report,
             )
-            .map(|m| (m, compute.name().to_string()))
         });
         tokio::pin!(training);
         // A cancel (or the time limit) stops the training between epochs; the job ends only
@@ -235,8 +234,8 @@ impl App {
                 training.await
             }
         };
-        let (model, device) = match finished.map_err(|e| JobError::Retry(e.to_string()))? {
-            Ok(done) => done,
+        let model = match finished.map_err(|e| JobError::Retry(e.to_string()))? {
+            Ok(model) => model,
             Err(learn::LearnError::Stopped) => return Err(JobError::Cancelled),
             Err(e) => return Err(JobError::Fatal(e.to_string())),
         };
@@ -246,6 +245,8 @@ impl App {
         let metrics =
             serde_json::to_value(model.metrics()).map_err(|e| JobError::Fatal(e.to_string()))?;
         let accuracy = model.metrics().held_out_accuracy;
+        // Where it really trained: `auto` sends small trainings to the CPU beside a GPU.
+        let device = model.metrics().device.clone();
         self.store()
             .save_model(&StoredModel {
                 layer: layer.id,
