@@ -41,7 +41,16 @@ impl Store {
         if source == LabelSource::Model && existing.is_some_and(LabelSource::is_ground_truth) {
             return Ok(false);
         }
-        put_label(&mut tx, layer.id, track, label, source, confidence, self.now()).await?;
+        put_label(
+            &mut tx,
+            layer.id,
+            track,
+            label,
+            source,
+            confidence,
+            self.now(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -200,7 +200,16 @@ impl Store {
             if current.as_ref().is_none_or(|c| c.label != next) {
                 changed += 1;
             }
-            put_label(&mut tx, layer.id, t, &next, LabelSource::Imported, None, self.now()).await?;
+            put_label(
+                &mut tx,
+                layer.id,
+                t,
+                &next,
+                LabelSource::Imported,
+                None,
+                self.now(),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(changed)
