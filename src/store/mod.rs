@@ -17,7 +17,9 @@ mod tracks;
 
 pub use cipher::Cipher;
 pub use guilds::GuildSettings;
-pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
+pub use jobs::{
+    CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob, TrainReply,
+};
 pub use labels::LabelCount;
 pub use links::{LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
