@@ -24,7 +24,7 @@ pub use labels::LabelCount;
 pub use links::{LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
 pub use models::StoredModel;
-pub use prompts::{Prompt, PromptId, PromptState};
+pub use prompts::{CloseReason, Prompt, PromptId, PromptState};
 pub use sync::SyncState;
 
 use std::path::Path;
