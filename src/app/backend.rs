@@ -13,12 +13,12 @@ use super::sorting::SortOutcome;
 use crate::discord::{
     Backend, BackendError, Forgotten, Guess, Imported, LayerRefresh, LinkStart, LinkState,
     LinkToConfirm, Linked, MemberStatus, Notifier, PlaylistSummary, PromptRequest, QueuedJob,
-    RefreshSummary, TrainResult, TrainTicket, TrainUpdate, async_trait,
+    RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate, async_trait,
 };
 use crate::domain::{LayerId, MemberId, SpotifyAccount};
 use crate::jobs::{CancelOutcome, JobKind, JobStatus, Priority};
 use crate::spotify::{LinkError, Notice, SpotifyError};
-use crate::store::JobState;
+use crate::store::{JobState, PromptState};
 
 /// How long forgetting a member waits for their running jobs to stop (a training stops
 /// between epochs); past it, what still runs can no longer write anything of theirs.
@@ -77,18 +77,29 @@ impl SortOutcome {
 }
 
 impl App {
-    /// Questions for the tracks a sort left waiting, newest first, with the model's guess.
+    /// Questions for the tracks a sort left waiting that were never asked about (or whose
+    /// prompt was closed since), with the model's guess: each layer's in the active ranking's
+    /// order (newest first among equals), the layers taking turns (see [`App::take_turns`]).
+    /// A skipped track is not asked again here; `/label` asks about it.
     pub(crate) async fn prompt_requests_for(
         &self,
         member: MemberId,
         outcome: &SortOutcome,
     ) -> anyhow::Result<Vec<PromptRequest>> {
-        let mut out = Vec::new();
+        let mut per_layer = Vec::new();
         for layer in &outcome.layers {
             if layer.waiting.is_empty() {
                 continue;
             }
-            let ids: HashSet<_> = layer.waiting.iter().collect();
+            let asked = self.store().prompt_states(layer.layer).await?;
+            let ids: HashSet<_> = layer
+                .waiting
+                .iter()
+                .filter(|t| asked.get(*t).is_none_or(|s| *s == PromptState::Closed))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
             let mut candidates: Vec<_> = self
                 .store()
                 .liked_tracks(member)
@@ -97,12 +108,74 @@ impl App {
                 .filter(|t| ids.contains(&t.track.id))
                 .collect();
             candidates.reverse();
-            out.extend(
-                self.questions(member, layer.layer, candidates, usize::MAX)
-                    .await?,
-            );
+            let questions = self
+                .questions(member, layer.layer, candidates, usize::MAX)
+                .await?;
+            per_layer.push((layer.layer, questions));
         }
-        Ok(out)
+        self.take_turns(member, per_layer).await
+    }
+
+    /// One question from each layer in turn, the layers with the fewest prompts waiting for an
+    /// answer first, so that a budget of a few prompts reaches every layer over time.
+    async fn take_turns(
+        &self,
+        member: MemberId,
+        mut per_layer: Vec<(LayerId, Vec<PromptRequest>)>,
+    ) -> anyhow::Result<Vec<PromptRequest>> {
+        let open = self.store().open_prompts_by_layer(member).await?;
+        per_layer.sort_by_key(|(layer, _)| (open.get(layer).copied().unwrap_or(0), layer.0));
+        Ok(round_robin(
+            per_layer
+                .into_iter()
+                .map(|(_, questions)| questions)
+                .collect(),
+        ))
+    }
+
+    /// After a sort: closes the prompts it settled, asks about what waits, and announces what
+    /// changed (when `announce`). Telling the member never fails the work that was done: a
+    /// member who can't be reached is logged.
+    pub(crate) async fn tell_member(
+        &self,
+        member: MemberId,
+        outcome: &SortOutcome,
+        announce: bool,
+    ) {
+        let Some(notifier) = self.notifier() else {
+            return;
+        };
+        if let Err(e) = notifier.close_settled_prompts(member).await {
+            tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not close settled prompts");
+        }
+        match self.prompt_requests_for(member, outcome).await {
+            Ok(waiting) if waiting.is_empty() => {}
+            Ok(waiting) => {
+                if let Err(e) = notifier.post_prompts(member, waiting).await {
+                    tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not post prompts");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not choose prompts");
+            }
+        }
+        if announce
+            && outcome.changed()
+            && let Err(e) = notifier
+                .announce_refresh(member, &outcome.to_summary())
+                .await
+        {
+            tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not announce a refresh");
+        }
+    }
+
+    /// Closes the member's settled prompts (after an import or a refresh); failures are logged.
+    async fn close_settled_prompts(&self, member: MemberId) {
+        if let Some(notifier) = self.notifier()
+            && let Err(e) = notifier.close_settled_prompts(member).await
+        {
+            tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not close settled prompts");
+        }
     }
 
     /// Up to `n` questions about `candidates` in one layer, in the active ranking's order.
@@ -136,11 +209,13 @@ impl App {
             .collect())
     }
 
-    /// Tracks no person labelled yet in a layer, that no open prompt asks about.
+    /// Tracks no person labelled yet in a layer that no prompt asks about now: never asked,
+    /// or asked by a prompt since closed, or (when `skipped_too`) skipped by the member.
     async fn unlabelled(
         &self,
         member: MemberId,
         layer: LayerId,
+        skipped_too: bool,
     ) -> anyhow::Result<Vec<crate::domain::LikedTrack>> {
         let labelled: HashSet<_> = self
             .store()
@@ -150,35 +225,46 @@ impl App {
             .filter(|l| l.source.is_ground_truth())
             .map(|l| l.track)
             .collect();
-        let asked: HashSet<_> = self
-            .store()
-            .prompted_tracks(layer)
-            .await?
-            .into_iter()
-            .collect();
+        let asked = self.store().prompt_states(layer).await?;
+        let askable = |t: &crate::domain::TrackId| match asked.get(t) {
+            None | Some(PromptState::Closed) => true,
+            Some(PromptState::Skipped) => skipped_too,
+            Some(_) => false,
+        };
         Ok(self
             .store()
             .liked_tracks(member)
             .await?
             .into_iter()
-            .filter(|t| !labelled.contains(&t.track.id) && !asked.contains(&t.track.id))
+            .filter(|t| !labelled.contains(&t.track.id) && askable(&t.track.id))
             .collect())
     }
 
-    /// Posts questions for every layer's unlabelled tracks, within the member's budget.
+    /// Posts questions for every layer's unlabelled tracks, within the member's budget; a
+    /// failure to reach the member is logged, not the job's failure.
     pub(crate) async fn post_waiting_prompts(&self, member: MemberId) -> anyhow::Result<usize> {
         let Some(notifier) = self.notifier() else {
             return Ok(0);
         };
-        let requests = self.pick(member, None, 25).await?;
-        Ok(notifier.post_prompts(member, requests).await?.posted.len())
+        let requests = self.pick(member, None, 25, false).await?;
+        match notifier.post_prompts(member, requests).await {
+            Ok(out) => Ok(out.posted.len()),
+            // A member who can't be reached now is asked at a later sync.
+            Err(e) => {
+                tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not post prompts");
+                Ok(0)
+            }
+        }
     }
 
+    /// Up to `count` questions, the layers taking turns; skipped tracks only when the member
+    /// asked (`/label`).
     async fn pick(
         &self,
         member: MemberId,
         layer: Option<LayerId>,
         count: u32,
+        skipped_too: bool,
     ) -> anyhow::Result<Vec<PromptRequest>> {
         let layers: Vec<_> = self
             .store()
@@ -187,12 +273,15 @@ impl App {
             .into_iter()
             .filter(|l| !l.sublists.is_empty() && layer.is_none_or(|id| id == l.id))
             .collect();
-        let mut out = Vec::new();
-        let per_layer = (count as usize).div_ceil(layers.len().max(1));
+        let mut per_layer = Vec::new();
         for l in &layers {
-            let candidates = self.unlabelled(member, l.id).await?;
-            out.extend(self.questions(member, l.id, candidates, per_layer).await?);
+            let candidates = self.unlabelled(member, l.id, skipped_too).await?;
+            let questions = self
+                .questions(member, l.id, candidates, count as usize)
+                .await?;
+            per_layer.push((l.id, questions));
         }
+        let mut out = self.take_turns(member, per_layer).await?;
         out.truncate(count as usize);
         Ok(out)
     }
@@ -267,52 +356,137 @@ impl App {
         }
     }
 
-    async fn train_updates(&self, job: crate::store::JobId, tx: mpsc::Sender<TrainUpdate>) {
-        let Ok(Some(mut rx)) = self.queue().subscribe(job).await else {
-            return;
-        };
-        loop {
-            let status = rx.borrow_and_update().clone();
-            let update = match status {
-                JobStatus::Queued => match self.queue().position(job).await {
-                    Ok(Some(p)) => TrainUpdate::Queued {
-                        position: p as u32 + 1,
-                    },
-                    _ => TrainUpdate::Queued { position: 1 },
-                },
-                JobStatus::Running { progress, .. } => TrainUpdate::Running {
-                    epoch: progress.map_or(0, |p| p.epoch),
-                    epochs: progress.map_or(0, |p| p.epochs),
-                },
-                JobStatus::Done { result } => {
-                    let trained: Option<super::sorting::Trained> =
-                        serde_json::from_value(result).ok();
-                    TrainUpdate::Done(match trained {
-                        Some(t) => TrainResult {
-                            accuracy: t.accuracy.unwrap_or(0.0),
-                            previous_accuracy: t.previous_accuracy,
-                            summary: format!(
-                                "Learned from {} labelled tracks on {}; your sublists are being re-sorted with it.",
-                                t.labels, t.device
-                            ),
-                        },
-                        None => TrainResult {
-                            accuracy: 0.0,
-                            previous_accuracy: None,
-                            summary: "Training finished.".into(),
-                        },
-                    })
-                }
-                JobStatus::Failed { error } => TrainUpdate::Failed(error),
-                JobStatus::Cancelled => TrainUpdate::Cancelled,
-            };
-            let last = matches!(
-                update,
-                TrainUpdate::Done(_) | TrainUpdate::Failed(_) | TrainUpdate::Cancelled
-            );
-            if tx.send(update).await.is_err() || last || rx.changed().await.is_err() {
+    /// Follows training jobs: each one's updates as (its index in `jobs`, the update), until
+    /// every one has ended.
+    fn follow_jobs(&self, jobs: Vec<crate::store::JobId>) -> mpsc::Receiver<(usize, TrainUpdate)> {
+        let (tx, rx) = mpsc::channel(16 * jobs.len().max(1));
+        for (i, job) in jobs.into_iter().enumerate() {
+            let app = self.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move { app.train_updates(i, job, tx).await });
+        }
+        rx
+    }
+
+    async fn train_updates(
+        &self,
+        i: usize,
+        job: crate::store::JobId,
+        tx: mpsc::Sender<(usize, TrainUpdate)>,
+    ) {
+        let mut rx = match self.queue().subscribe(job).await {
+            Ok(Some(rx)) => rx,
+            Ok(None) => {
+                let gone = TrainUpdate::Failed("That training is no longer in the queue.".into());
+                let _ = tx.send((i, gone)).await;
                 return;
             }
+            Err(e) => {
+                tracing::warn!(job = job.0, error = %e, "could not follow a training");
+                return;
+            }
+        };
+        let mut status = rx.borrow_and_update().clone();
+        loop {
+            let update = self.train_update(job, status).await;
+            let last = update.is_final();
+            if tx.send((i, update)).await.is_err() || last {
+                return;
+            }
+            status = match self.next_status(job, &mut rx).await {
+                Some(next) => next,
+                None => return,
+            };
+        }
+    }
+
+    /// The job's next status: the next change its waiters hear of, or the final state the
+    /// store holds when this process was not told (another process ran the job after a
+    /// restart). None when neither will come.
+    async fn next_status(
+        &self,
+        job: crate::store::JobId,
+        rx: &mut tokio::sync::watch::Receiver<JobStatus>,
+    ) -> Option<JobStatus> {
+        const RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+        loop {
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_ok() {
+                        return Some(rx.borrow_and_update().clone());
+                    }
+                    // No one will say more: the store has the last word.
+                    return match self.queue().stored_status(job).await {
+                        Ok(Some(stored)) if stored.is_final() => Some(stored),
+                        _ => None,
+                    };
+                }
+                () = tokio::time::sleep(RECHECK) => {
+                    if let Ok(Some(stored)) = self.queue().stored_status(job).await
+                        && stored.is_final()
+                    {
+                        return Some(stored);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the member reads about a job's status.
+    async fn train_update(&self, job: crate::store::JobId, status: JobStatus) -> TrainUpdate {
+        match status {
+            JobStatus::Queued => match self.queue().position(job).await {
+                Ok(Some(p)) => TrainUpdate::Queued {
+                    position: p as u32 + 1,
+                },
+                _ => TrainUpdate::Queued { position: 1 },
+            },
+            JobStatus::Running { progress, .. } => TrainUpdate::Running {
+                epoch: progress.map_or(0, |p| p.epoch),
+                epochs: progress.map_or(0, |p| p.epochs),
+            },
+            JobStatus::Done { result } => {
+                let trained: Option<super::sorting::Trained> = serde_json::from_value(result).ok();
+                TrainUpdate::Done(match trained {
+                    Some(t) => TrainResult {
+                        accuracy: t.accuracy.unwrap_or(0.0),
+                        previous_accuracy: t.previous_accuracy,
+                        summary: format!(
+                            "Learned from {} labelled tracks on {}; your sublists are being re-sorted with it.",
+                            t.labels, t.device
+                        ),
+                    },
+                    None => TrainResult {
+                        accuracy: 0.0,
+                        previous_accuracy: None,
+                        summary: "Training finished.".into(),
+                    },
+                })
+            }
+            JobStatus::Failed { error } => {
+                let refused = matches!(self.store().job(job).await, Ok(Some(row)) if row.refused);
+                TrainUpdate::Failed(if refused {
+                    error
+                } else {
+                    crate::discord::log_incident(&anyhow::anyhow!(error), "training")
+                })
+            }
+            JobStatus::Cancelled => TrainUpdate::Cancelled,
+        }
+    }
+}
+
+/// Interleaves the lists: the first of each, then the second of each, and so on.
+fn round_robin<T>(lists: Vec<Vec<T>>) -> Vec<T> {
+    let mut iters: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for it in &mut iters {
+            out.extend(it.next());
+        }
+        if out.len() == before {
+            return out;
         }
     }
 }
@@ -473,10 +647,14 @@ impl Backend for App {
             })
             .await;
         match adopted {
-            Ok(adopted) => Ok(Imported {
-                sublist: sublist.id,
-                labelled: adopted.labelled,
-            }),
+            Ok(adopted) => {
+                // The imported labels answer any open prompt about those tracks.
+                self.close_settled_prompts(member).await;
+                Ok(Imported {
+                    sublist: sublist.id,
+                    labelled: adopted.labelled,
+                })
+            }
             Err(e) => {
                 // Nothing half-done: the new sublist goes again.
                 let _ = self.store().remove_sublist(sublist.id).await;
@@ -491,7 +669,9 @@ impl Backend for App {
         layer: Option<LayerId>,
         count: u32,
     ) -> Result<Vec<PromptRequest>, BackendError> {
-        self.pick(member, layer, count).await.map_err(internal)
+        self.pick(member, layer, count, true)
+            .await
+            .map_err(internal)
     }
 
     async fn queue_training(
@@ -512,7 +692,7 @@ impl Backend for App {
                 "You have no layer to train yet: make one with /layers create.",
             ));
         }
-        let mut first = None;
+        let mut jobs = Vec::new();
         for l in &layers {
             let queued = self
                 .queue()
@@ -525,24 +705,42 @@ impl Backend for App {
                 )
                 .await
                 .map_err(internal)?;
-            first.get_or_insert(queued.id);
+            let position = self
+                .queue()
+                .position(queued.id)
+                .await
+                .map_err(internal)?
+                // Not queued any more: it already started.
+                .map_or(1, |p| p as u32 + 1);
+            jobs.push(TrainJob {
+                job: crate::discord::JobId(queued.id.0),
+                layer_name: l.name.clone(),
+                position,
+            });
         }
-        let job = first.ok_or_else(|| refused("Nothing to train."))?;
-        let position = self
-            .queue()
-            .position(job)
-            .await
-            .map_err(internal)?
-            // Not queued any more: it already started.
-            .map_or(1, |p| p as u32 + 1);
-        let (tx, rx) = mpsc::channel(16);
-        let app = self.clone();
-        tokio::spawn(async move { app.train_updates(job, tx).await });
+        let ids = jobs.iter().map(|j| crate::store::JobId(j.job.0)).collect();
         Ok(TrainTicket {
-            job: crate::discord::JobId(job.0),
-            position,
-            progress: rx,
+            jobs,
+            progress: self.follow_jobs(ids),
         })
+    }
+
+    async fn follow_training(
+        &self,
+        member: MemberId,
+        jobs: &[crate::discord::JobId],
+    ) -> Result<mpsc::Receiver<(usize, TrainUpdate)>, BackendError> {
+        let mut ids = Vec::new();
+        for job in jobs {
+            let id = crate::store::JobId(job.0);
+            match self.store().job(id).await.map_err(internal)? {
+                Some(row) if row.member != Some(member) => {
+                    return Err(refused("That training is not yours."));
+                }
+                _ => ids.push(id),
+            }
+        }
+        Ok(self.follow_jobs(ids))
     }
 
     async fn cancel_training(&self, member: MemberId) -> Result<u32, BackendError> {
@@ -591,6 +789,7 @@ impl Backend for App {
                     Ok(s) => spotify_error(s),
                     Err(e) => internal(e),
                 })?;
+            self.close_settled_prompts(member).await;
             Ok(outcome.to_summary())
         })
         .await
@@ -654,5 +853,17 @@ impl Backend for App {
             jobs,
             quota_paused_until,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_robin;
+
+    #[test]
+    fn round_robin_takes_one_from_each_list_in_turn() {
+        let lists = vec![vec![1, 2, 3, 4], vec![10], vec![20, 21]];
+        assert_eq!(round_robin(lists), vec![1, 10, 20, 2, 21, 3, 4]);
+        assert!(round_robin::<u8>(Vec::new()).is_empty());
     }
 }

@@ -138,9 +138,9 @@ impl App {
         let layer = self
             .member_layer(member, layer)
             .await?
-            .ok_or_else(|| JobError::Fatal("That layer no longer exists.".into()))?;
+            .ok_or_else(|| JobError::Refused("That layer no longer exists.".into()))?;
         if layer.sublists.is_empty() {
-            return Err(JobError::Fatal(format!(
+            return Err(JobError::Refused(format!(
                 "The layer “{}” has no sublists yet: add some with /layers add-sublist.",
                 layer.name
             )));
@@ -188,7 +188,7 @@ impl App {
             labels.push(idx);
         }
         if tracks.len() < 2 {
-            return Err(JobError::Fatal(format!(
+            return Err(JobError::Refused(format!(
                 "The layer “{}” has {} labelled track(s); label a few more (at least 2) before training.",
                 layer.name,
                 tracks.len()
@@ -428,9 +428,9 @@ impl App {
         Ok(outcome)
     }
 
-    /// Sorts every layer of the member (or one), writes the playlists, posts prompts for
-    /// what is uncertain, queues retraining where enough new labels arrived, and announces
-    /// what changed.
+    /// Sorts every layer of the member (or one), writes the playlists, closes the prompts that
+    /// are settled and posts prompts for what is uncertain, queues retraining where enough new
+    /// labels arrived, and announces what changed.
     pub(crate) async fn sort_member(
         &self,
         member: MemberId,
@@ -438,17 +438,7 @@ impl App {
         new_tracks: u32,
     ) -> anyhow::Result<SortOutcome> {
         let outcome = self.sort_layers(member, only, new_tracks).await?;
-        if let Some(notifier) = self.notifier() {
-            let waiting = self.prompt_requests_for(member, &outcome).await?;
-            if !waiting.is_empty() {
-                notifier.post_prompts(member, waiting).await?;
-            }
-            if outcome.changed() {
-                notifier
-                    .announce_refresh(member, &outcome.to_summary())
-                    .await?;
-            }
-        }
+        self.tell_member(member, &outcome, true).await;
         Ok(outcome)
     }
 

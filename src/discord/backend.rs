@@ -99,24 +99,49 @@ pub struct PromptRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct JobId(pub i64);
 
-/// A training job that was queued.
+/// Training that was queued: one job per layer.
 #[derive(Debug)]
 pub struct TrainTicket {
+    /// The jobs, one per layer, in the member's layer order.
+    pub jobs: Vec<TrainJob>,
+    /// Each job's progress as (its index in `jobs`, the update), until every job has ended;
+    /// the channel closes after the last.
+    pub progress: mpsc::Receiver<(usize, TrainUpdate)>,
+}
+
+/// One layer's training job in a [`TrainTicket`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainJob {
     pub job: JobId,
+    pub layer_name: String,
     /// 1 = next to run.
     pub position: u32,
-    /// Progress until the job ends; the channel closes after the last update.
-    pub progress: mpsc::Receiver<TrainUpdate>,
 }
 
 /// How a training job moves along.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainUpdate {
-    Queued { position: u32 },
-    Running { epoch: u32, epochs: u32 },
+    Queued {
+        position: u32,
+    },
+    Running {
+        epoch: u32,
+        epochs: u32,
+    },
     Done(TrainResult),
+    /// A sentence for the member.
     Failed(String),
     Cancelled,
+}
+
+impl TrainUpdate {
+    /// Whether the job will not move any more.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            TrainUpdate::Done(_) | TrainUpdate::Failed(_) | TrainUpdate::Cancelled
+        )
+    }
 }
 
 /// What a finished training produced.
@@ -242,6 +267,18 @@ pub trait Backend: Send + Sync + 'static {
         member: MemberId,
         layer: Option<LayerId>,
     ) -> Result<TrainTicket, BackendError>;
+    /// Follows training jobs queued earlier (a `/train` reply that outlived the bot that sent
+    /// it): each job's updates as (its index in `jobs`, the update), until every job has ended.
+    async fn follow_training(
+        &self,
+        member: MemberId,
+        jobs: &[JobId],
+    ) -> Result<mpsc::Receiver<(usize, TrainUpdate)>, BackendError> {
+        let _ = (member, jobs);
+        Err(BackendError::refused(
+            "I can't follow that training any more: `/status` shows where it stands.",
+        ))
+    }
     /// Cancels the member's queued or running training; returns how many jobs it stopped.
     async fn cancel_training(&self, member: MemberId) -> Result<u32, BackendError>;
     /// Syncs the motherlist and re-sorts the sublists now.

@@ -17,13 +17,15 @@ mod tracks;
 
 pub use cipher::Cipher;
 pub use guilds::GuildSettings;
-pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
+pub use jobs::{
+    CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob, TrainReply,
+};
 pub use labels::LabelCount;
 pub use links::{Bind, LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
 pub use models::StoredModel;
 pub(crate) use playlists::PendingOp;
-pub use prompts::{Prompt, PromptId, PromptState};
+pub use prompts::{CloseReason, Prompt, PromptId, PromptState};
 pub use sync::SyncState;
 
 use std::path::Path;

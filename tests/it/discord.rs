@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use sublist::discord::{
     self, Backend, BackendError, BotOptions, Forgotten, Guess, Imported, JobId, LayerRefresh,
     LinkStart, LinkState, LinkToConfirm, Linked, MemberStatus, PlaylistSummary, PromptRequest,
-    RefreshSummary, TrainResult, TrainTicket, TrainUpdate,
+    RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate,
 };
 use sublist::domain::{
     Label, LabelSource, Layer, LayerId, LayerRules, MemberId, SublistId, Track, TrackId,
@@ -56,6 +56,19 @@ struct TestBackend {
     store: Store,
     tracks: Vec<Track>,
     link: Mutex<Option<oneshot::Sender<Result<LinkToConfirm, BackendError>>>>,
+    /// Progress senders of trainings that never end in this process (layer "Slow").
+    stalled: Arc<Mutex<Vec<Progress>>>,
+}
+
+/// The sending side of a training's progress.
+type Progress = mpsc::Sender<(usize, TrainUpdate)>;
+
+fn trained() -> TrainUpdate {
+    TrainUpdate::Done(TrainResult {
+        accuracy: 0.84,
+        previous_accuracy: None,
+        summary: "3 tracks would now go elsewhere.".into(),
+    })
 }
 
 #[sublist::discord::async_trait]
@@ -178,33 +191,69 @@ impl Backend for TestBackend {
         Ok(out)
     }
 
+    /// One job per layer: it runs, then ends done, except in layer "Sparse" (refused) and
+    /// "Slow" (its process stops before it ends).
     async fn queue_training(
         &self,
-        _member: MemberId,
-        _layer: Option<LayerId>,
+        member: MemberId,
+        layer: Option<LayerId>,
     ) -> Result<TrainTicket, BackendError> {
+        let layers = self
+            .store
+            .layers(member)
+            .await
+            .map_err(|e| BackendError::Internal(e.into()))?;
+        let names: Vec<String> = layers
+            .into_iter()
+            .filter(|l| layer.is_none_or(|id| id == l.id))
+            .map(|l| l.name)
+            .collect();
+        let jobs = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| TrainJob {
+                job: JobId(17 + i as i64),
+                layer_name: name.clone(),
+                position: 2 + i as u32,
+            })
+            .collect();
         let (tx, rx) = mpsc::channel(8);
+        let stalled = self.stalled.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let _ = tx
-                .send(TrainUpdate::Running {
+            for (i, name) in names.iter().enumerate() {
+                let running = TrainUpdate::Running {
                     epoch: 10,
                     epochs: 50,
-                })
-                .await;
-            let _ = tx
-                .send(TrainUpdate::Done(TrainResult {
-                    accuracy: 0.84,
-                    previous_accuracy: None,
-                    summary: "3 tracks would now go elsewhere.".into(),
-                }))
-                .await;
+                };
+                let _ = tx.send((i, running)).await;
+                let end = match name.as_str() {
+                    "Sparse" => TrainUpdate::Failed(
+                        "The layer “Sparse” has 1 labelled track(s); label a few more.".into(),
+                    ),
+                    "Slow" => {
+                        stalled.lock().unwrap().push(tx.clone());
+                        continue;
+                    }
+                    _ => trained(),
+                };
+                let _ = tx.send((i, end)).await;
+            }
         });
-        Ok(TrainTicket {
-            job: JobId(17),
-            position: 2,
-            progress: rx,
-        })
+        Ok(TrainTicket { jobs, progress: rx })
+    }
+
+    /// Jobs queued before a restart: they all ended done meanwhile.
+    async fn follow_training(
+        &self,
+        _member: MemberId,
+        jobs: &[JobId],
+    ) -> Result<mpsc::Receiver<(usize, TrainUpdate)>, BackendError> {
+        let (tx, rx) = mpsc::channel(8);
+        for i in 0..jobs.len() {
+            let _ = tx.send((i, trained())).await;
+        }
+        Ok(rx)
     }
 
     async fn cancel_training(&self, _member: MemberId) -> Result<u32, BackendError> {
@@ -269,6 +318,7 @@ impl Harness {
             store: store.clone(),
             tracks,
             link: Mutex::new(None),
+            stalled: Arc::default(),
         });
         let mut h = Harness {
             fake: FakeDiscord::start().await,
@@ -1679,6 +1729,292 @@ async fn reactions_arriving_together_are_all_kept() {
     h.nth_edit(channel, message, 4).await;
     let all: Vec<SublistId> = layer.sublists.iter().map(|s| s.id).collect();
     assert_eq!(h.label(&layer, 6).await, Some(set(&all)));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn train_without_a_layer_tells_each_layers_own_outcome() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    h.layer("Sparse", true, false, &[("Rock", "🎸")]).await;
+    let (id, cb) = h.command(ADA, "train", sub("start", json!([]))).await;
+    assert_eq!(
+        cb["data"]["content"],
+        "Training “Mood” is queued: position 2.\nTraining “Sparse” is queued: position 3."
+    );
+    let token = crate::discord_fake::token(id);
+    let end = h
+        .fake
+        .wait_for("every layer's outcome", |r| {
+            r.method == "PATCH"
+                && r.path == format!("/webhooks/{APP_ID}/{token}/messages/@original")
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("failed"))
+        })
+        .await;
+    assert_eq!(
+        end.body["content"],
+        "Training “Mood” is done: 84% accurate on held-out labels. 3 tracks would now go \
+         elsewhere.\nTraining “Sparse” failed: The layer “Sparse” has 1 labelled track(s); \
+         label a few more."
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_train_reply_reaches_its_final_state_after_the_bot_restarts() {
+    let mut h = Harness::new().await;
+    h.layer("Slow", true, false, &[("Calm", "🌙")]).await;
+    let (id, _) = h
+        .command(
+            ADA,
+            "train",
+            sub("start", json!([opt("layer", 3, json!("Slow"))])),
+        )
+        .await;
+    let path = format!(
+        "/webhooks/{APP_ID}/{}/messages/@original",
+        crate::discord_fake::token(id)
+    );
+    let edited = |r: &Recorded, needle: &str| {
+        r.method == "PATCH"
+            && r.path == path
+            && r.body["content"]
+                .as_str()
+                .is_some_and(|c| c.contains(needle))
+    };
+    h.fake
+        .wait_for("the progress", |r| edited(r, "epoch 10 of 50"))
+        .await;
+    // The bot stops while the training runs; the job ends while it is away.
+    h.restart().await;
+    let done = h
+        .fake
+        .wait_for("the final state", |r| edited(r, "is done"))
+        .await;
+    assert_eq!(
+        done.body["content"],
+        "Training “Slow” is done: 84% accurate on held-out labels. 3 tracks would now go \
+         elsewhere."
+    );
+    // Once final, the reply is forgotten: the next start has nothing to resume.
+    for _ in 0..500 {
+        if h.store
+            .train_replies(chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        h.store
+            .train_replies(chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_settled_prompt_closes_and_its_message_loses_its_buttons() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let (id, channel, message) = h.post(&layer, 1).await;
+    // The harness's member likes nothing: the track has left the motherlist.
+    assert_eq!(
+        h.notifier()
+            .close_settled_prompts(MemberId(ADA))
+            .await
+            .unwrap(),
+        1
+    );
+    let edit = h.nth_edit(channel, message, 1).await;
+    assert_eq!(edit["components"], json!([]), "{edit}");
+    assert_eq!(
+        edit["embeds"][0]["fields"][2]["value"],
+        "no longer asked: the track left your motherlist"
+    );
+    let p = h.store.prompt(id).await.unwrap().unwrap();
+    assert_eq!(p.state, PromptState::Closed);
+    assert_eq!(h.store.open_prompt_count(MemberId(ADA)).await.unwrap(), 0);
+    // Taking back a reaction on it does not ask again.
+    h.fake
+        .dispatch(
+            "MESSAGE_REACTION_REMOVE",
+            reaction(ADA, channel, message, "🌙"),
+        )
+        .await;
+    h.nth_edit(channel, message, 2).await;
+    assert_eq!(
+        h.store.prompt(id).await.unwrap().unwrap().state,
+        PromptState::Closed
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn prompts_recorded_but_never_posted_free_the_budget() {
+    let h = Harness::new().await;
+    let layer = h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    h.store.ensure_member(MemberId(ADA)).await.unwrap();
+    let mut settings = h
+        .store
+        .member_settings(MemberId(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    settings.prompt_budget = 2;
+    h.store
+        .set_member_settings(MemberId(ADA), &settings)
+        .await
+        .unwrap();
+    // A crash left two prompts recorded but never posted, an hour ago.
+    for n in [1, 2] {
+        h.store
+            .create_prompt(MemberId(ADA), layer.id, &track(n).id, None)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        h._dir.path().join("bot.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE prompts SET created_at = '2020-01-01T00:00:00+00:00'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let reqs = [3, 4]
+        .into_iter()
+        .map(|n| PromptRequest {
+            member: MemberId(ADA),
+            layer: layer.id,
+            track: track(n),
+            guess: None,
+        })
+        .collect();
+    let out = h
+        .notifier()
+        .post_prompts(MemberId(ADA), reqs)
+        .await
+        .unwrap();
+    assert_eq!(out.posted.len(), 2, "{out:?}");
+    assert_eq!(h.store.open_prompt_count(MemberId(ADA)).await.unwrap(), 2);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_digest_comes_at_most_once_a_day_and_only_for_new_tracks() {
+    let h = Harness::new().await;
+    let layer = h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    let more: Vec<Track> = (7..=20).map(track).collect();
+    h.store.upsert_tracks(&more).await.unwrap();
+    let requests = |tracks: std::ops::RangeInclusive<u32>| -> Vec<PromptRequest> {
+        tracks
+            .map(|n| PromptRequest {
+                member: MemberId(ADA),
+                layer: layer.id,
+                track: track(n),
+                guess: None,
+            })
+            .collect()
+    };
+    let digests = || {
+        h.fake
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "POST"
+                    && r.body["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("wait for an answer"))
+            })
+            .count()
+    };
+    let notifier = h.notifier();
+    let member = MemberId(ADA);
+    // Twelve wait: three asked, a digest for the nine others.
+    let out = notifier
+        .post_prompts(member, requests(1..=12))
+        .await
+        .unwrap();
+    assert_eq!((out.posted.len(), out.held_back), (3, 9));
+    assert_eq!(digests(), 1);
+    // The next sync, the same tracks wait: no second digest.
+    let out = notifier
+        .post_prompts(member, requests(1..=12))
+        .await
+        .unwrap();
+    assert_eq!((out.posted.len(), out.held_back), (3, 6));
+    assert_eq!(digests(), 1);
+    // A day later nothing new waits: still none.
+    let (_, counted) = h.store.last_digest(member).await.unwrap().unwrap();
+    let counted: Vec<_> = counted.into_iter().collect();
+    let yesterday = chrono::Utc::now() - chrono::Duration::hours(25);
+    h.store
+        .record_digest(member, yesterday, &counted)
+        .await
+        .unwrap();
+    notifier
+        .post_prompts(member, requests(1..=12))
+        .await
+        .unwrap();
+    assert_eq!(digests(), 1);
+    // New tracks wait: one digest.
+    notifier
+        .post_prompts(member, requests(1..=20))
+        .await
+        .unwrap();
+    assert_eq!(digests(), 2);
+    notifier
+        .post_prompts(member, requests(1..=20))
+        .await
+        .unwrap();
+    assert_eq!(digests(), 2);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn an_announcement_refused_by_the_servers_channel_goes_by_dm() {
+    let h = Harness::new().await;
+    h.store.ensure_member(MemberId(ADA)).await.unwrap();
+    let mut settings = h
+        .store
+        .member_settings(MemberId(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    settings.guild_id = Some(crate::discord_fake::GUILD_ID);
+    h.store
+        .set_member_settings(MemberId(ADA), &settings)
+        .await
+        .unwrap();
+    h.store
+        .set_guild_channels(crate::discord_fake::GUILD_ID, Some(ANNOUNCE), None)
+        .await
+        .unwrap();
+    h.fake.close_channel(ANNOUNCE);
+    h.notifier()
+        .announce(MemberId(ADA), "Hello.".into())
+        .await
+        .unwrap();
+    let dm = ADA + DM_OFFSET;
+    h.fake
+        .wait_for("the announcement by DM", |r| {
+            r.method == "POST"
+                && r.path == format!("/channels/{dm}/messages")
+                && r.body["content"] == "Hello."
+        })
+        .await;
     h.finish().await;
 }
 

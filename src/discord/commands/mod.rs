@@ -6,6 +6,8 @@ mod info;
 mod layers;
 mod work;
 
+pub(crate) use work::resume_train_replies;
+
 use poise::CreateReply;
 use poise::serenity_prelude as serenity;
 
