@@ -83,7 +83,7 @@ impl Notifier {
     /// How many of the member's prompts wait for an answer, after forgetting the ones a
     /// stopped process recorded and never posted.
     async fn open_prompts(&self, member: MemberId) -> Result<u32, Error> {
-        let before = chrono::Utc::now() - chrono::Duration::minutes(UNPOSTED_AFTER_MINUTES);
+        let before = self.store.now() - chrono::Duration::minutes(UNPOSTED_AFTER_MINUTES);
         let lost = self.store.reclaim_unposted_prompts(member, before).await?;
         if lost > 0 {
             tracing::info!(
@@ -127,7 +127,7 @@ impl Notifier {
             )
             .await?;
             self.store
-                .record_digest(member, chrono::Utc::now(), &held)
+                .record_digest(member, self.store.now(), &held)
                 .await?;
         }
         Ok(out)
@@ -143,8 +143,7 @@ impl Notifier {
         let Some((sent_at, counted)) = self.store.last_digest(member).await? else {
             return Ok(true);
         };
-        let day_passed =
-            chrono::Utc::now() - sent_at >= chrono::Duration::hours(DIGEST_EVERY_HOURS);
+        let day_passed = self.store.now() - sent_at >= chrono::Duration::hours(DIGEST_EVERY_HOURS);
         Ok(day_passed && held.iter().any(|k| !counted.contains(k)))
     }
 

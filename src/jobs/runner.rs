@@ -385,7 +385,7 @@ async fn execute<H: JobHandler>(
                     );
                     tracing::info!(%reason, "job continues");
                     queue
-                        .defer(job.id, chrono::Utc::now(), &reason)
+                        .defer(job.id, queue.store().now(), &reason)
                         .await
                         .map(|()| None)
                 } else {

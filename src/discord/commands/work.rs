@@ -174,7 +174,7 @@ async fn follow_reply(
 /// At start-up: takes up the `/train` replies that a previous run of the bot was still
 /// following, so that each reaches its final state.
 pub(crate) async fn resume_train_replies(http: Arc<Http>, store: Store, backend: Arc<dyn Backend>) {
-    let replies = match store.train_replies(chrono::Utc::now()).await {
+    let replies = match store.train_replies(store.now()).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the /train replies to resume");
@@ -257,7 +257,7 @@ async fn remember_reply(
         .iter()
         .map(|j| (crate::store::JobId(j.job.0), j.layer_name.clone()))
         .collect();
-    let expires_at = chrono::Utc::now() + REPLY_EDITABLE;
+    let expires_at = store.now() + REPLY_EDITABLE;
     match store
         .save_train_reply(member, token, &jobs, expires_at)
         .await
