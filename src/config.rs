@@ -143,6 +143,9 @@ pub struct PipelineConfig {
     pub sync_interval: Duration,
     pub retrain_after_labels: u32,
     pub refresh_cooldown: Duration,
+    /// How often a sort with nothing to write still reads the member's playlists for hand
+    /// edits (a write, and the member's `/refresh`, read them anyway).
+    pub playlist_check_interval: Duration,
 }
 
 // ---- raw, as written in the file ----
@@ -242,6 +245,7 @@ struct RawPipeline {
     sync_interval_secs: Option<u64>,
     retrain_after_labels: Option<u32>,
     refresh_cooldown_secs: Option<u64>,
+    playlist_check_secs: Option<u64>,
 }
 
 /// The default of `learn.gpu_min_labels`.
@@ -537,6 +541,11 @@ impl Raw {
                 "pipeline.refresh_cooldown_secs",
                 self.pipeline.refresh_cooldown_secs,
                 60,
+            ),
+            playlist_check_interval: c.secs(
+                "pipeline.playlist_check_secs",
+                self.pipeline.playlist_check_secs,
+                6 * 3600,
             ),
         };
         let request_timeout = c.secs(

@@ -192,6 +192,7 @@ async fn run_pipeline(args: DemoArgs, data: Playlists) -> anyhow::Result<()> {
             sync_interval: std::time::Duration::from_secs(300),
             retrain_after_labels: u32::MAX,
             refresh_cooldown: std::time::Duration::from_secs(60),
+            playlist_check_interval: std::time::Duration::from_secs(6 * 3600),
         },
     );
     let sync = demo.spotify.sync_motherlist(member, &|_| {}).await?;
@@ -281,7 +282,7 @@ async fn run_pipeline(args: DemoArgs, data: Playlists) -> anyhow::Result<()> {
             .await?;
 
         // The app sorts the whole motherlist with the stored model and writes the playlists.
-        let outcome = app.sort_layer(member, &layer).await?;
+        let outcome = app.sort_layer(member, &layer, &liked, true).await?;
         let shown = Shown {
             layer: &layer,
             kind: spec.kind,

@@ -42,6 +42,13 @@ pub struct LayerOutcome {
     pub recreated: Vec<String>,
     /// Hand edits on Spotify that became labels.
     pub hand_edits: u32,
+    /// Model labels this sort placed, changed or took back.
+    #[serde(default)]
+    pub labels_changed: u32,
+    /// Whether the layer's playlists were read and written (a sort whose playlists already
+    /// hold what they should reads none, unless a hand-edit check is due).
+    #[serde(default)]
+    pub playlists_read: bool,
 }
 
 /// What sorting a member's layers did.
@@ -52,6 +59,17 @@ pub struct SortOutcome {
 }
 
 impl SortOutcome {
+    /// Whether the sort found nothing to do: no new track, no label placed or changed, no
+    /// playlist read or written.
+    pub fn quiet(&self) -> bool {
+        self.new_tracks == 0
+            && !self.changed()
+            && self
+                .layers
+                .iter()
+                .all(|l| l.labels_changed == 0 && !l.playlists_read && l.hand_edits == 0)
+    }
+
     /// Whether anything a member would care about happened.
     pub fn changed(&self) -> bool {
         self.new_tracks > 0
@@ -268,11 +286,16 @@ impl App {
         })
     }
 
-    /// Sorts the member's motherlist in one layer and writes the layer's playlists.
+    /// Sorts the member's motherlist (`liked`, newest like first) in one layer and writes the
+    /// layer's playlists. When every playlist already holds what it should and nothing of the
+    /// bot's is pending, Spotify is not asked at all, unless `check_playlists` asks for the
+    /// member's hand edits to be read.
     pub(crate) async fn sort_layer(
         &self,
         member: MemberId,
         layer: &Layer,
+        liked: &[LikedTrack],
+        check_playlists: bool,
     ) -> anyhow::Result<LayerOutcome> {
         let store = self.store();
         let settings =
@@ -287,7 +310,6 @@ impl App {
                     prompt_budget: 10,
                     guild_id: None,
                 });
-        let liked = store.liked_tracks(member).await?;
         let mut labels: HashMap<TrackId, LabelledTrack> = store
             .labels(layer.id)
             .await?
@@ -304,6 +326,8 @@ impl App {
             waiting: Vec::new(),
             recreated: Vec::new(),
             hand_edits: 0,
+            labels_changed: 0,
+            playlists_read: false,
         };
 
         // Score every liked track no person has labelled.
@@ -325,6 +349,8 @@ impl App {
             }
             _ => Vec::new(),
         };
+        // The model's new and changed labels, written together after the loop.
+        let mut writes: Vec<(TrackId, Label, f32, bool)> = Vec::new();
         for (i, track) in open.iter().enumerate() {
             let id = &track.track.id;
             let prediction = predictions.get(i).filter(|p| {
@@ -334,25 +360,13 @@ impl App {
             });
             match prediction {
                 Some(p) => {
-                    let before = labels.get(id).map(|l| l.label.clone());
-                    if store
-                        .set_label(layer, id, &p.label, LabelSource::Model, Some(p.confidence))
-                        .await?
+                    // A model label that stands as it is is not written again.
+                    if labels
+                        .get(id)
+                        .is_none_or(|l| l.source != LabelSource::Model || l.label != p.label)
                     {
-                        if p.label.is_void() && before.as_ref() != Some(&Label::Void) {
-                            outcome.to_void += 1;
-                        }
-                        labels.insert(
-                            id.clone(),
-                            LabelledTrack {
-                                track: id.clone(),
-                                label: p.label.clone(),
-                                source: LabelSource::Model,
-                            },
-                        );
-                    } else {
-                        // The member answered while this sort ran: their answer counts.
-                        refresh_label(store, layer.id, id, &mut labels).await?;
+                        let was_void = labels.get(id).is_some_and(|l| l.label.is_void());
+                        writes.push((id.clone(), p.label.clone(), p.confidence, was_void));
                     }
                 }
                 None => {
@@ -361,15 +375,46 @@ impl App {
                     if labels
                         .get(id)
                         .is_some_and(|l| l.source == LabelSource::Model)
-                        && !store.clear_model_label(layer.id, id).await?
                     {
-                        refresh_label(store, layer.id, id, &mut labels).await?;
+                        outcome.labels_changed += 1;
+                        if store.clear_model_label(layer.id, id).await? {
+                            labels.remove(id);
+                        } else {
+                            refresh_label(store, layer.id, id, &mut labels).await?;
+                        }
                     } else {
                         labels.remove(id);
                     }
                     if labels.get(id).is_none_or(|l| !l.source.is_ground_truth()) {
                         outcome.waiting.push(id.clone());
                     }
+                }
+            }
+        }
+
+        if !writes.is_empty() {
+            let batch: Vec<(TrackId, Label, f32)> = writes
+                .iter()
+                .map(|(id, label, confidence, _)| (id.clone(), label.clone(), *confidence))
+                .collect();
+            let written = store.set_model_labels(layer, &batch).await?;
+            outcome.labels_changed += writes.len() as u32;
+            for ((id, label, _, was_void), ok) in writes.into_iter().zip(written) {
+                if ok {
+                    if label.is_void() && !was_void {
+                        outcome.to_void += 1;
+                    }
+                    labels.insert(
+                        id.clone(),
+                        LabelledTrack {
+                            track: id,
+                            label,
+                            source: LabelSource::Model,
+                        },
+                    );
+                } else {
+                    // The member answered while this sort ran: their answer counts.
+                    refresh_label(store, layer.id, &id, &mut labels).await?;
                 }
             }
         }
@@ -386,7 +431,7 @@ impl App {
                 }
             }
         };
-        for l in &liked {
+        for l in liked {
             if let Some(label) = labels.get(&l.track.id) {
                 place(&l.track.id, &label.label);
             }
@@ -400,6 +445,10 @@ impl App {
             place(&l.track, &l.label);
         }
         let desired: Vec<(SublistId, Vec<TrackId>)> = desired.into_iter().collect();
+        if !check_playlists && self.playlists_hold(&desired).await? {
+            return Ok(outcome);
+        }
+        outcome.playlists_read = true;
         let report = self
             .spotify()
             .write_sublists(member, layer, &desired)
@@ -437,18 +486,23 @@ impl App {
         only: Option<LayerId>,
         new_tracks: u32,
     ) -> anyhow::Result<SortOutcome> {
-        let outcome = self.sort_layers(member, only, new_tracks).await?;
+        let outcome = self.sort_layers(member, only, new_tracks, false).await?;
+        if outcome.quiet() && !self.room_for_prompts(member).await? {
+            // Nothing changed and no prompt could be posted: nothing to rank or tell.
+            return Ok(outcome);
+        }
         self.tell_member(member, &outcome, true).await;
         Ok(outcome)
     }
 
     /// Sorts like [`App::sort_member`] without posting anything: the caller tells the member.
+    /// This is the member's own `/refresh`, so their playlists are read for hand edits.
     pub(crate) async fn sort_member_quietly(
         &self,
         member: MemberId,
         new_tracks: u32,
     ) -> anyhow::Result<SortOutcome> {
-        self.sort_layers(member, None, new_tracks).await
+        self.sort_layers(member, None, new_tracks, true).await
     }
 
     async fn sort_layers(
@@ -456,19 +510,73 @@ impl App {
         member: MemberId,
         only: Option<LayerId>,
         new_tracks: u32,
+        check_playlists: bool,
     ) -> anyhow::Result<SortOutcome> {
         let mut outcome = SortOutcome {
             new_tracks,
             layers: Vec::new(),
         };
-        for layer in self.store().layers(member).await? {
+        let store = self.store();
+        let now = store.now();
+        let check_due = store.playlists_checked_at(member).await?.is_none_or(|t| {
+            now - t
+                >= chrono::Duration::from_std(self.inner.pipeline.playlist_check_interval)
+                    .unwrap_or(chrono::Duration::MAX)
+        });
+        let check = check_playlists || check_due;
+        let liked = store.liked_tracks(member).await?;
+        for layer in store.layers(member).await? {
             if only.is_some_and(|l| l != layer.id) || layer.sublists.is_empty() {
                 continue;
             }
-            outcome.layers.push(self.sort_layer(member, &layer).await?);
+            outcome
+                .layers
+                .push(self.sort_layer(member, &layer, &liked, check).await?);
             self.maybe_retrain(member, &layer).await?;
         }
+        if check && only.is_none() {
+            store.set_playlists_checked_at(member, now).await?;
+        }
         Ok(outcome)
+    }
+
+    /// Whether each sublist's playlist holds what it should, as far as the bot knows without
+    /// asking Spotify: what it last wrote or read there equals `desired` (as sets: order is
+    /// kept by the writer), no write of its own is unaccounted for, and a sublist without a
+    /// playlist has nothing to hold.
+    async fn playlists_hold(&self, desired: &[(SublistId, Vec<TrackId>)]) -> anyhow::Result<bool> {
+        let store = self.store();
+        for (sub, want) in desired {
+            let Some((playlist, _)) = store.sublist_playlist(*sub).await? else {
+                continue;
+            };
+            if playlist.is_none() {
+                if want.is_empty() {
+                    continue;
+                }
+                return Ok(false);
+            }
+            let pending = store.pending_writes(*sub).await?;
+            if !pending.added.is_empty() || !pending.removed.is_empty() {
+                return Ok(false);
+            }
+            let have: HashSet<TrackId> = store.sublist_tracks(*sub).await?.into_iter().collect();
+            let want: HashSet<&TrackId> = want.iter().collect();
+            if have.len() != want.len() || want.iter().any(|t| !have.contains(*t)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether the member has room for another prompt within their budget.
+    async fn room_for_prompts(&self, member: MemberId) -> anyhow::Result<bool> {
+        let store = self.store();
+        let budget = store
+            .member_settings(member)
+            .await?
+            .map_or(10, |s| s.prompt_budget);
+        Ok(store.open_prompt_count(member).await? < budget)
     }
 
     /// Queues automatic retraining once enough new labels arrived since the last model.

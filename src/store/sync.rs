@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::domain::{LikedTrack, MemberId, Track, TrackId};
+use crate::domain::{Label, LabelSource, Layer, LikedTrack, MemberId, Track, TrackId};
 
 /// How far a member's motherlist sync has come.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -220,6 +220,83 @@ impl Store {
         rows.into_iter()
             .map(|r| tid(r.try_get("track_id")?))
             .collect()
+    }
+
+    /// Writes the model's labels of one sort in one transaction: each replaces the track's
+    /// label in the layer unless a person labelled the track (then it is not written). Returns,
+    /// per entry, whether it was written.
+    pub(crate) async fn set_model_labels(
+        &self,
+        layer: &Layer,
+        labels: &[(TrackId, Label, f32)],
+    ) -> Result<Vec<bool>, StoreError> {
+        for (_, label, _) in labels {
+            label.validate(layer)?;
+        }
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let mut written = Vec::with_capacity(labels.len());
+        for (track, label, confidence) in labels {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT source FROM labels WHERE layer_id = ? AND track_id = ?")
+                    .bind(layer.id.0)
+                    .bind(track.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if existing
+                .as_deref()
+                .and_then(LabelSource::parse)
+                .is_some_and(LabelSource::is_ground_truth)
+            {
+                written.push(false);
+                continue;
+            }
+            super::labels::put_label(
+                &mut tx,
+                layer.id,
+                track,
+                label,
+                LabelSource::Model,
+                Some(*confidence),
+                now,
+            )
+            .await?;
+            written.push(true);
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// When the member's managed playlists were last all read for hand edits.
+    pub(crate) async fn playlists_checked_at(
+        &self,
+        member: MemberId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT playlists_checked_at FROM sync_state WHERE member_id = ?")
+                .bind(member.0 as i64)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(at.flatten())
+    }
+
+    /// Records that the member's managed playlists were all read for hand edits at `at`.
+    pub(crate) async fn set_playlists_checked_at(
+        &self,
+        member: MemberId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO sync_state (member_id, playlists_checked_at) VALUES (?, ?)
+             ON CONFLICT(member_id) DO UPDATE SET playlists_checked_at = excluded.playlists_checked_at",
+        )
+        .bind(member.0 as i64)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Drops the member's motherlist tracks and sync state, so the next sync reads the

@@ -47,6 +47,7 @@ impl AppRig {
                 sync_interval: Duration::from_secs(3600),
                 retrain_after_labels: 1000,
                 refresh_cooldown: cooldown,
+                playlist_check_interval: Duration::from_secs(3600),
             },
         );
         let fake = FakeDiscord::start().await;

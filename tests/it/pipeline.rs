@@ -63,6 +63,7 @@ async fn likes_prompts_answers_training_and_playlists_that_match_the_labels() {
             sync_interval: Duration::from_secs(3600),
             retrain_after_labels: 1000,
             refresh_cooldown: Duration::from_secs(1),
+            playlist_check_interval: Duration::from_secs(3600),
         },
     );
     let fake = FakeDiscord::start().await;
@@ -252,6 +253,11 @@ struct Stack {
 }
 
 async fn stack(max_attempts: u32) -> Stack {
+    stack_checking_every(max_attempts, Duration::from_secs(3600)).await
+}
+
+/// A [`Stack`] whose quiet syncs read the managed playlists for hand edits every `check`.
+async fn stack_checking_every(max_attempts: u32, check: Duration) -> Stack {
     let r = crate::spotify::rig().await;
     crate::spotify::link(&r, MemberId(ADA), "ada").await;
     let store = r.store.clone();
@@ -265,6 +271,7 @@ async fn stack(max_attempts: u32) -> Stack {
             sync_interval: Duration::from_secs(3600),
             retrain_after_labels: 1000,
             refresh_cooldown: Duration::from_secs(1),
+            playlist_check_interval: check,
         },
     );
     let fake = FakeDiscord::start().await;
@@ -662,5 +669,141 @@ async fn a_training_follower_sees_the_end_another_process_recorded() {
         Some(TrainUpdate::Done(r)) => assert!(r.summary.contains("7 labelled tracks"), "{r:?}"),
         other => panic!("{other:?}"),
     }
+    s.stop().await;
+}
+
+/// Web API requests the local Spotify answered since its log was last cleared, as
+/// `METHOD /path`.
+fn web_requests(s: &Stack) -> Vec<String> {
+    s.r.local
+        .requests()
+        .into_iter()
+        .filter(|r| r.service == sublist::spotify::local::Service::WebApi)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// Labels tracks `range` by the member's hand into the layer's first sublist.
+async fn answer_all(s: &Stack, layer: &Layer, range: std::ops::Range<u32>) {
+    let first = layer.sublists[0].id;
+    for n in range {
+        s.store()
+            .set_label(
+                layer,
+                &track_id(n),
+                &Label::one(first),
+                LabelSource::Member,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_sync_reads_one_page_and_new_likes_a_page_per_fifty() {
+    let mut s = stack(3).await;
+    let mood = layer(s.store(), "Mood", &[("Calm", "🧊"), ("Loud", "🔥")]).await;
+    let genre = layer(s.store(), "Genre", &[("Rock", "🎸")]).await;
+    s.r.local
+        .like("ada", &(0..30).map(track_id).collect::<Vec<_>>());
+    s.start_jobs();
+    // The first syncs read the library and, once the member answered, make the playlists.
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    answer_all(&s, &mood, 0..10).await;
+    answer_all(&s, &genre, 5..15).await;
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    let calm = s.store().layer(mood.id).await.unwrap().unwrap().sublists[0]
+        .playlist_id
+        .clone()
+        .expect("the Calm playlist exists");
+    assert_eq!(s.r.local.playlist_tracks(&calm).unwrap().len(), 10);
+
+    // Nothing new: one request, the first page of Liked Songs.
+    s.r.local.clear_log();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    assert_eq!(web_requests(&s), vec!["GET /me/tracks".to_string()]);
+
+    // A hand edit is not looked for by a quiet sync...
+    s.r.local.hand_add(&calm, &[track_id(20)]);
+    s.r.local.clear_log();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    assert_eq!(web_requests(&s).len(), 1);
+    // ...but the member's /refresh reads every playlist, and the edit becomes their label.
+    s.app.refresh(MemberId(ADA)).await.unwrap();
+    let label = s
+        .store()
+        .label(mood.id, &track_id(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (label.label, label.source),
+        (Label::one(mood.sublists[0].id), LabelSource::Member)
+    );
+
+    // 20 new likes, with no model to place them: one page, nothing to write.
+    s.r.local
+        .like("ada", &(100..120).map(track_id).collect::<Vec<_>>());
+    s.r.local.clear_log();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    assert_eq!(web_requests(&s), vec!["GET /me/tracks".to_string()]);
+
+    // 120 new likes: three pages.
+    s.r.local
+        .like("ada", &(200..320).map(track_id).collect::<Vec<_>>());
+    s.r.local.clear_log();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    assert_eq!(s.r.local.count("GET", "/me/tracks"), 3);
+    assert_eq!(web_requests(&s).len(), 3, "{:?}", web_requests(&s));
+
+    // A new answer changes what a playlist should hold: that playlist is written.
+    answer_all(&s, &mood, 200..201).await;
+    s.r.local.clear_log();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    assert!(
+        s.r.local
+            .playlist_tracks(&calm)
+            .unwrap()
+            .contains(&track_id(200))
+    );
+    s.r.local.clear_log();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    assert_eq!(web_requests(&s).len(), 1, "written once, then quiet again");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_syncs_still_look_for_hand_edits_at_the_configured_interval() {
+    let mut s = stack_checking_every(3, Duration::from_secs(2)).await;
+    let mood = layer(s.store(), "Mood", &[("Calm", "🧊")]).await;
+    s.r.local
+        .like("ada", &(0..10).map(track_id).collect::<Vec<_>>());
+    s.start_jobs();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    answer_all(&s, &mood, 0..5).await;
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    let calm = s.store().layer(mood.id).await.unwrap().unwrap().sublists[0]
+        .playlist_id
+        .clone()
+        .expect("the Calm playlist exists");
+    s.r.local.hand_remove(&calm, &[track_id(0)]);
+    s.r.local.clear_log();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    assert_eq!(web_requests(&s).len(), 1, "{:?}", web_requests(&s));
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    assert!(
+        s.r.local.count("GET", "/playlists/") >= 1,
+        "the check read it"
+    );
+    let label = s.store().label(mood.id, &track_id(0)).await.unwrap();
+    assert!(
+        label
+            .as_ref()
+            .is_none_or(|l| !l.label.contains(mood.sublists[0].id)),
+        "the hand removal became the member's word: {label:?}"
+    );
     s.stop().await;
 }

@@ -29,6 +29,7 @@ fn app(r: &Rig) -> App {
             sync_interval: Duration::from_secs(3600),
             retrain_after_labels: 1000,
             refresh_cooldown: Duration::from_secs(1),
+            playlist_check_interval: Duration::from_secs(3600),
         },
     )
 }
