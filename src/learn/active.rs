@@ -10,7 +10,13 @@ use super::features::{Encoded, encode_all};
 use super::model::TrainedModel;
 use crate::domain::LikedTrack;
 
-/// Indices into `candidates` of the `n` tracks to ask about, best first.
+/// The most questions ranked with the diversity pass: no more prompts than this are posted at
+/// once (a `/label` asks for at most 10, a sync posts within the member's budget).
+const MAX_DIVERSE: usize = 25;
+
+/// Indices into `candidates` of the `n` tracks to ask about, best first. Time is linear in the
+/// candidates (times at most [`MAX_DIVERSE`] picks), plus a sort when more than that are asked
+/// for.
 pub fn rank_questions(
     model: Option<&TrainedModel>,
     candidates: &[LikedTrack],
@@ -51,28 +57,25 @@ pub fn rank_questions(
             1.0 + (album.max(artist)).ln()
         })
         .collect();
-    // Earliest liked first among equals, so ties spread over time deterministically.
     let mut score: Vec<f32> = uncertainty
         .iter()
         .zip(&density)
         .map(|(u, d)| u * d.sqrt())
         .collect();
+    // Best first; earliest liked first among equals, so ties spread over time deterministically.
+    let before = |score: &[f32], i: usize, j: usize| {
+        score[i] > score[j]
+            || (score[i] == score[j] && candidates[i].added_at < candidates[j].added_at)
+    };
+    let diverse = n.min(MAX_DIVERSE);
     let mut picked = Vec::with_capacity(n);
     let mut taken = vec![false; candidates.len()];
-    while picked.len() < n {
+    // The first few are chosen one at a time, each lowering the value of tracks like it:
+    // linear in the candidates per pick, and never more picks than can be posted at once.
+    while picked.len() < diverse {
         let mut best: Option<usize> = None;
         for i in 0..candidates.len() {
-            if taken[i] {
-                continue;
-            }
-            let better = match best {
-                None => true,
-                Some(b) => {
-                    score[i] > score[b]
-                        || (score[i] == score[b] && candidates[i].added_at < candidates[b].added_at)
-                }
-            };
-            if better {
+            if !taken[i] && best.is_none_or(|b| before(&score, i, b)) {
                 best = Some(i);
             }
         }
@@ -84,6 +87,17 @@ pub fn rank_questions(
                 score[i] *= similarity_penalty(&encoded[b], &encoded[i]);
             }
         }
+    }
+    if picked.len() < n {
+        // The rest (never posted in one go) in the order of their scores after those picks.
+        let mut rest: Vec<usize> = (0..candidates.len()).filter(|&i| !taken[i]).collect();
+        rest.sort_by(|&i, &j| {
+            score[j]
+                .total_cmp(&score[i])
+                .then(candidates[i].added_at.cmp(&candidates[j].added_at))
+        });
+        rest.truncate(n - picked.len());
+        picked.extend(rest);
     }
     picked
 }
