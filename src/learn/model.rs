@@ -179,12 +179,18 @@ impl Net {
 
     fn forward(&self, b: &Batch) -> Tensor<2> {
         let [_, c] = self.tokens.dims();
-        let emb = self
-            .tokens
-            .val()
+        let table = self.tokens.val();
+        let mut tok = table
+            .clone()
             .select(0, b.idx.clone())
-            .reshape([b.n, b.t, c]);
-        let tok = (emb * b.val.clone()).sum_dim(1).reshape([b.n, c]);
+            .reshape([b.n, b.t, c])
+            .mul(b.val.clone())
+            .sum_dim(1)
+            .reshape([b.n, c]);
+        if let Some(x) = &b.common {
+            let d = x.dims()[1];
+            tok = tok + x.clone().matmul(table.slice([1..d + 1, 0..c]));
+        }
         let trust = self.trust.val().reshape([1, SOURCES, 1]);
         let votes = (b.votes.clone() * trust).sum_dim(1).reshape([b.n, c]);
         let logits = tok + votes + self.bias.val().reshape([1, c]);
@@ -193,26 +199,62 @@ impl Net {
             _ => logits,
         }
     }
-
-    /// Sum of squared weights of the dense network.
-    fn dense_penalty(&self) -> Option<Tensor<1>> {
-        match (&self.hidden, &self.out) {
-            (Some(h), Some(o)) => {
-                Some(h.weight.val().powi_scalar(2).sum() + o.weight.val().powi_scalar(2).sum())
-            }
-            _ => None,
-        }
-    }
 }
 
 /// Model input for a set of tracks.
 struct Batch {
     n: usize,
     t: usize,
+    /// The rarer tokens: indices into the token table, and their values.
     idx: Tensor<1, Int>,
     val: Tensor<3>,
+    /// The common tokens `1..=d` as dense columns (none when `d` is 0).
+    common: Option<Tensor<2>>,
     votes: Tensor<3>,
     dense: Tensor<2>,
+}
+
+/// Token rows split into dense columns for tokens `1..=d` (`[rows, d]`) and padded lists of
+/// the others (`[rows, t]` indices and values; index 0 is the zero padding row). A missing
+/// row (`None`) is padding.
+struct SplitRows {
+    t: usize,
+    common: Vec<f32>,
+    idx: Vec<i32>,
+    val: Vec<f32>,
+}
+
+fn split_rows<'a>(
+    rows: impl Iterator<Item = Option<&'a [(u32, f32)]>> + Clone,
+    d: usize,
+) -> SplitRows {
+    let t = rows
+        .clone()
+        .map(|r| r.map_or(0, |r| r.iter().filter(|(k, _)| *k as usize > d).count()))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let count = rows.clone().count();
+    let mut out = SplitRows {
+        t,
+        common: vec![0.0; count * d],
+        idx: vec![0; count * t],
+        val: vec![0.0; count * t],
+    };
+    for (i, row) in rows.enumerate() {
+        let mut j = 0;
+        for &(k, v) in row.unwrap_or(&[]) {
+            let k = k as usize;
+            if k > d {
+                out.idx[i * t + j] = k as i32;
+                out.val[i * t + j] = v;
+                j += 1;
+            } else if k > 0 {
+                out.common[i * d + k - 1] += v;
+            }
+        }
+    }
+    out
 }
 
 impl Batch {
@@ -221,23 +263,19 @@ impl Batch {
         dense: &[[f32; KNN_DIMS]],
         votes: Vec<f32>,
         classes: usize,
+        d: usize,
         device: &Device,
     ) -> Batch {
         let n = rows.len();
-        let t = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut idx = vec![0i32; n * t];
-        let mut val = vec![0f32; n * t];
-        for (i, row) in rows.iter().enumerate() {
-            for (j, (k, v)) in row.iter().enumerate() {
-                idx[i * t + j] = *k as i32;
-                val[i * t + j] = *v;
-            }
-        }
+        let split = split_rows(rows.iter().map(|r| Some(r.as_slice())), d);
+        let t = split.t;
         Batch {
             n,
             t,
-            idx: Tensor::from_data(TensorData::new(idx, [n * t]), device),
-            val: Tensor::from_data(TensorData::new(val, [n, t, 1]), device),
+            idx: Tensor::from_data(TensorData::new(split.idx, [n * t]), device),
+            val: Tensor::from_data(TensorData::new(split.val, [n, t, 1]), device),
+            common: (d > 0)
+                .then(|| Tensor::from_data(TensorData::new(split.common, [n, d]), device)),
             votes: Tensor::from_data(TensorData::new(votes, [n, SOURCES, classes]), device),
             dense: Tensor::from_data(TensorData::new(dense_input(dense), [n, DENSE]), device),
         }
@@ -255,6 +293,8 @@ pub struct TrainedModel {
     temperature: f32,
     threshold: f32,
     hidden: usize,
+    /// Tokens `1..=dense_tokens` (the most frequent) are dense input columns.
+    dense_tokens: usize,
     metrics: Metrics,
     net: Net,
     /// Where the weights are, so where scoring runs.
@@ -275,6 +315,8 @@ struct Meta {
     temperature: f32,
     threshold: f32,
     hidden: usize,
+    #[serde(default)]
+    dense_tokens: usize,
     metrics: Metrics,
 }
 
@@ -477,6 +519,14 @@ fn train_unless_stopped(
     let mut vocab: Vec<(u64, u32)> = counts.into_iter().collect();
     vocab.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     vocab.truncate(config.max_vocab);
+    // The most frequent tokens (bins, descriptor pairs, categories) enter the model as dense
+    // columns of one matrix product; the rarer ones (artists, albums, words) as a sparse sum.
+    let common = (n / 32).max(2) as u32;
+    let dense_tokens = vocab
+        .iter()
+        .take(MAX_DENSE_TOKENS)
+        .take_while(|(_, count)| *count >= common)
+        .count();
     let vocab: Vec<u64> = vocab.into_iter().map(|(h, _)| h).collect();
     let lookup: TokenMap<u32> = vocab
         .iter()
@@ -524,14 +574,13 @@ fn train_unless_stopped(
     let holdout_only = folds > 0 && n >= config.holdout_from;
     let (splits, runs) = if holdout_only { (5, 1) } else { (folds, folds) };
     let checks = config.max_epochs / config.check_every.max(1);
-    let total_epochs = (runs + usize::from(!holdout_only)) * config.max_epochs;
-    let mut done = 0usize;
     let fold_of = stratified_folds(&sets, splits.max(1), k);
     let covered: Vec<usize> = (0..n).filter(|&i| fold_of[i] < runs).collect();
-    let mut saved: Vec<Net> = Vec::new();
 
-    // Out-of-fold logits at each check, for early stopping, calibration and the threshold.
-    let mut oof = vec![vec![0f32; n * c]; checks];
+    // Every fold and the final fit train at once, as blocks of one batched model: each block
+    // has its own weights, rows and neighbour votes, so each learns exactly what it would
+    // alone, for one pass of fixed costs per epoch instead of one per fold.
+    let mut blocks = Vec::new();
     if folds > 0 {
         for f in 0..runs {
             let tr: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
@@ -540,50 +589,71 @@ fn train_unless_stopped(
             let ho_enc: Vec<_> = ho.iter().map(|&i| enc[i]).collect();
             let tr_targets: Vec<Vec<f32>> = tr.iter().map(|&i| all.targets[i].clone()).collect();
             let reference = Reference::new(&tr_enc, tr_targets);
-            let tr_votes = reference.votes_all(&tr_enc, true, c);
-            let ho_votes = reference.votes_all(&ho_enc, false, c);
-            let part = |idx: &[usize]| Prepared {
-                rows: idx.iter().map(|&i| all.rows[i].clone()).collect(),
-                dense: idx.iter().map(|&i| all.dense[i]).collect(),
-                targets: idx.iter().map(|&i| all.targets[i].clone()).collect(),
-                weights: idx.iter().map(|&i| all.weights[i]).collect(),
-            };
-            let held_rows: Vec<Vec<(u32, f32)>> = ho.iter().map(|&i| all.rows[i].clone()).collect();
-            let held_dense: Vec<_> = ho.iter().map(|&i| all.dense[i]).collect();
-            let held = Batch::new(&held_rows, &held_dense, ho_votes, c, &device);
-            let held_truth: Vec<usize> = ho.iter().map(|&i| argmax(&all.targets[i])).collect();
-            fit(
-                &device,
-                &part(&tr),
-                tr_votes,
-                vocab.len() + 1,
-                c,
-                config,
-                config.max_epochs,
-                &mut |epoch, loss, net: &Net| {
-                    done += config.check_every;
-                    let valid = net.valid();
-                    let logits = read(valid.forward(&held));
-                    if holdout_only {
-                        saved.push(valid);
-                    }
-                    let check = epoch / config.check_every - 1;
-                    let mut right = 0;
-                    for (j, &i) in ho.iter().enumerate() {
-                        let row = &logits[j * c..(j + 1) * c];
-                        oof[check][i * c..(i + 1) * c].copy_from_slice(row);
-                        right += usize::from(argmax(row) == held_truth[j]);
-                    }
-                    progress(Progress {
-                        epoch: done,
-                        epochs: total_epochs,
-                        loss,
-                        held_out_accuracy: Some(right as f32 / ho.len().max(1) as f32),
-                    });
-                },
-            );
+            blocks.push(Block {
+                train_votes: reference.votes_all(&tr_enc, true, c),
+                held_votes: reference.votes_all(&ho_enc, false, c),
+                train: tr,
+                held: ho,
+            });
         }
     }
+    let reference = Reference::new(&enc, all.targets.clone());
+    let final_block = !holdout_only;
+    if final_block {
+        blocks.push(Block {
+            train: (0..n).collect(),
+            held: Vec::new(),
+            train_votes: reference.votes_all(&enc, true, c),
+            held_votes: Vec::new(),
+        });
+    }
+    let epochs_run = if folds > 0 {
+        config.max_epochs
+    } else {
+        config.max_epochs / 2
+    };
+
+    // Out-of-fold logits at each check, for early stopping, calibration and the threshold;
+    // the kept block's weights at each check, for the epoch early stopping chooses.
+    let mut oof = vec![vec![0f32; n * c]; checks];
+    let mut kept: Vec<Net> = Vec::new();
+    let keep = blocks.len() - 1;
+    let vocab_rows = vocab.len() + 1;
+    let data = BlockData::new(&all, &blocks, dense_tokens, vocab_rows, c, config, &device);
+    let last = fit_blocks(
+        &device,
+        &data,
+        &blocks,
+        vocab_rows,
+        c,
+        config,
+        epochs_run,
+        &mut |epoch, loss, net: &BlockNet, held: &[f32]| {
+            kept.push(net.block(keep));
+            let check = epoch / config.check_every.max(1) - 1;
+            let (mut right, mut total) = (0, 0);
+            for (b, block) in blocks.iter().enumerate().take(runs.min(blocks.len())) {
+                if folds == 0 {
+                    break;
+                }
+                for (j, &i) in block.held.iter().enumerate() {
+                    let at = (b * data.held_rows + j) * c;
+                    let row = &held[at..at + c];
+                    if let Some(slot) = oof.get_mut(check) {
+                        slot[i * c..(i + 1) * c].copy_from_slice(row);
+                    }
+                    right += usize::from(argmax(row) == argmax(&all.targets[i]));
+                    total += 1;
+                }
+            }
+            progress(Progress {
+                epoch,
+                epochs: epochs_run,
+                loss,
+                held_out_accuracy: (total > 0).then(|| right as f32 / total as f32),
+            });
+        },
+    );
 
     // Early stopping: the check with the lowest out-of-fold loss; then temperature and threshold.
     let (epochs, temperature, threshold, held_acc, held_f1) = if folds > 0 {
@@ -646,39 +716,24 @@ fn train_unless_stopped(
             Some(score(threshold)),
         )
     } else {
-        (config.max_epochs / 2, 1.0, 0.5, None, None)
+        (epochs_run, 1.0, 0.5, None, None)
     };
 
-    // Final fit on every label (or, with many labels, the best checkpoint already trained).
-    let reference = Reference::new(&enc, all.targets.clone());
-    let best = epochs / config.check_every.max(1);
-    let net = if holdout_only && best >= 1 && best <= saved.len() {
-        saved.swap_remove(best - 1)
+    // The kept block (the fit on every label, or with many labels the one trained on four
+    // fifths) as it stood after the chosen number of epochs.
+    let at = (epochs / config.check_every.max(1)).clamp(1, kept.len().max(1)) - 1;
+    if folds > 0 && at >= kept.len() {
+        // Stopped before the first check: the caller reports it.
+        return Err(LearnError::Stopped);
+    }
+    let net = if folds == 0 {
+        last.block(keep)
     } else {
-        let votes = reference.votes_all(&enc, true, c);
-        fit(
-            &device,
-            &all,
-            votes,
-            vocab.len() + 1,
-            c,
-            config,
-            epochs,
-            &mut |_, loss, _| {
-                done += config.check_every;
-                progress(Progress {
-                    epoch: done.min(total_epochs),
-                    epochs: total_epochs,
-                    loss,
-                    held_out_accuracy: held_acc,
-                });
-            },
-        )
-        .valid()
+        kept.swap_remove(at)
     };
     progress(Progress {
-        epoch: total_epochs,
-        epochs: total_epochs,
+        epoch: epochs_run,
+        epochs: epochs_run,
         loss: f32::NAN,
         held_out_accuracy: held_acc,
     });
@@ -692,6 +747,7 @@ fn train_unless_stopped(
         temperature,
         threshold,
         hidden: config.hidden,
+        dense_tokens,
         metrics: Metrics {
             labels: n,
             held_out_accuracy: held_acc,
@@ -743,62 +799,346 @@ fn stratified_folds(sets: &[&Vec<usize>], folds: usize, k: usize) -> Vec<usize> 
         .collect()
 }
 
-fn read(t: Tensor<2>) -> Vec<f32> {
+/// The most tokens that enter the model as dense columns.
+const MAX_DENSE_TOKENS: usize = 1024;
+
+fn read<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().unwrap_or_default()
 }
 
-/// Full-batch training for `epochs`; `check` is called every `check_every` epochs.
+/// One model of a batched training: the rows it learns from (indices into the prepared
+/// labels), the rows it is checked on, and the neighbour votes of each.
+struct Block {
+    train: Vec<usize>,
+    held: Vec<usize>,
+    train_votes: Vec<f32>,
+    held_votes: Vec<f32>,
+}
+
+/// The hidden network over the numbers, one per block.
+#[derive(Module, Debug)]
+pub(crate) struct BlockHidden {
+    /// `[blocks, DENSE, hidden]`
+    hidden_w: Param<Tensor<3>>,
+    /// `[blocks, hidden]`
+    hidden_b: Param<Tensor<2>>,
+    /// `[blocks, hidden, classes]`
+    out_w: Param<Tensor<3>>,
+    /// `[blocks, classes]`
+    out_b: Param<Tensor<2>>,
+}
+
+/// Several [`Net`]s trained side by side: block `b`'s weights are entry `b` of each parameter.
+/// Adam works element by element, so each block learns exactly what it would alone.
+#[derive(Module, Debug)]
+pub(crate) struct BlockNet {
+    /// `[blocks, vocabulary + 1, classes]`
+    tokens: Param<Tensor<3>>,
+    /// `[blocks, classes]`
+    bias: Param<Tensor<2>>,
+    /// `[blocks, SOURCES]`
+    trust: Param<Tensor<2>>,
+    hidden: Option<BlockHidden>,
+}
+
+/// The input of every block, padded to the same number of rows (padding rows weigh 0).
+struct BlockBatch {
+    /// Rows per block.
+    m: usize,
+    t: usize,
+    /// Rarer tokens: indices into the blocks' token tables laid end to end.
+    idx: Tensor<1, Int>,
+    /// `[blocks * m, t, 1]`
+    val: Tensor<3>,
+    /// `[blocks, m, d]`
+    common: Option<Tensor<3>>,
+    /// `[blocks, m, SOURCES, classes]`
+    votes: Tensor<4>,
+    /// `[blocks, m, DENSE]`
+    dense: Tensor<3>,
+}
+
+impl BlockBatch {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        all: &Prepared,
+        rows: &[&[usize]],
+        votes: &[&[f32]],
+        d: usize,
+        vocab_rows: usize,
+        c: usize,
+        device: &Device,
+    ) -> BlockBatch {
+        let b = rows.len();
+        let m = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+        let slots = (0..b).flat_map(|k| (0..m).map(move |j| (k, j)));
+        let split = split_rows(
+            slots
+                .clone()
+                .map(|(k, j)| rows[k].get(j).map(|&i| all.rows[i].as_slice())),
+            d,
+        );
+        let t = split.t;
+        let mut idx = split.idx;
+        for (slot, chunk) in idx.chunks_mut(t).enumerate() {
+            let offset = (slot / m * vocab_rows) as i32;
+            chunk.iter_mut().for_each(|x| *x += offset);
+        }
+        let mut v = vec![0f32; b * m * SOURCES * c];
+        let mut numbers = vec![[f32::NAN; KNN_DIMS]; b * m];
+        for k in 0..b {
+            let len = rows[k].len() * SOURCES * c;
+            v[k * m * SOURCES * c..k * m * SOURCES * c + len].copy_from_slice(&votes[k][..len]);
+            for (j, &i) in rows[k].iter().enumerate() {
+                numbers[k * m + j] = all.dense[i];
+            }
+        }
+        BlockBatch {
+            m,
+            t,
+            idx: Tensor::from_data(TensorData::new(idx, [b * m * t]), device),
+            val: Tensor::from_data(TensorData::new(split.val, [b * m, t, 1]), device),
+            common: (d > 0)
+                .then(|| Tensor::from_data(TensorData::new(split.common, [b, m, d]), device)),
+            votes: Tensor::from_data(TensorData::new(v, [b, m, SOURCES, c]), device),
+            dense: Tensor::from_data(
+                TensorData::new(dense_input(&numbers), [b, m, DENSE]),
+                device,
+            ),
+        }
+    }
+}
+
+/// What a batched training learns from.
+struct BlockData {
+    train: BlockBatch,
+    held: Option<BlockBatch>,
+    held_rows: usize,
+    /// `[blocks, m, classes]`
+    targets: Tensor<3>,
+    /// Class weights normalised per block: `[blocks, m, 1]`.
+    weights: Tensor<3>,
+    /// L2 factors of the token weights and of the hidden network: `[blocks, 1, 1]`.
+    l2: Tensor<3>,
+    dense_l2: Tensor<3>,
+}
+
+impl BlockData {
+    fn new(
+        all: &Prepared,
+        blocks: &[Block],
+        d: usize,
+        vocab_rows: usize,
+        c: usize,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> BlockData {
+        let ad = device.clone().autodiff();
+        let b = blocks.len();
+        let train_rows: Vec<&[usize]> = blocks.iter().map(|k| k.train.as_slice()).collect();
+        let train_votes: Vec<&[f32]> = blocks.iter().map(|k| k.train_votes.as_slice()).collect();
+        let train = BlockBatch::new(all, &train_rows, &train_votes, d, vocab_rows, c, &ad);
+        let m = train.m;
+        let held_rows = blocks.iter().map(|k| k.held.len()).max().unwrap_or(0);
+        let held = (held_rows > 0).then(|| {
+            let rows: Vec<&[usize]> = blocks.iter().map(|k| k.held.as_slice()).collect();
+            let votes: Vec<&[f32]> = blocks.iter().map(|k| k.held_votes.as_slice()).collect();
+            BlockBatch::new(all, &rows, &votes, d, vocab_rows, c, device)
+        });
+        let mut targets = vec![0f32; b * m * c];
+        let mut weights = vec![0f32; b * m];
+        let mut l2 = Vec::with_capacity(b);
+        let mut dense_l2 = Vec::with_capacity(b);
+        for (k, block) in blocks.iter().enumerate() {
+            let wsum: f32 = block
+                .train
+                .iter()
+                .map(|&i| all.weights[i])
+                .sum::<f32>()
+                .max(1e-6);
+            for (j, &i) in block.train.iter().enumerate() {
+                targets[(k * m + j) * c..(k * m + j + 1) * c].copy_from_slice(&all.targets[i]);
+                weights[k * m + j] = all.weights[i] / wsum;
+            }
+            let n = block.train.len().max(1) as f32;
+            l2.push(config.l2 / n);
+            dense_l2.push(config.dense_l2 / n);
+        }
+        BlockData {
+            train,
+            held,
+            held_rows,
+            targets: Tensor::from_data(TensorData::new(targets, [b, m, c]), &ad),
+            weights: Tensor::from_data(TensorData::new(weights, [b, m, 1]), &ad),
+            l2: Tensor::from_data(TensorData::new(l2, [b, 1, 1]), &ad),
+            dense_l2: Tensor::from_data(TensorData::new(dense_l2, [b, 1, 1]), &ad),
+        }
+    }
+}
+
+impl BlockNet {
+    fn new(
+        blocks: usize,
+        vocab_rows: usize,
+        classes: usize,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> BlockNet {
+        let trust: Vec<f32> = (0..blocks).flat_map(|_| config.trust).collect();
+        let hidden = (config.hidden > 0).then(|| {
+            let nets: Vec<Net> = (0..blocks)
+                .map(|_| Net::new(1, classes, config.trust, config.hidden, device))
+                .collect();
+            let stack2 = |f: &dyn Fn(&Net) -> Tensor<2>| {
+                Param::from_tensor(Tensor::stack::<3>(nets.iter().map(f).collect(), 0))
+            };
+            let stack1 = |f: &dyn Fn(&Net) -> Tensor<1>| {
+                Param::from_tensor(Tensor::stack::<2>(nets.iter().map(f).collect(), 0))
+            };
+            let linear = |n: &Net, out: bool| -> Linear {
+                let l = if out { &n.out } else { &n.hidden };
+                l.clone().expect("a hidden layer")
+            };
+            let bias = |l: Linear| -> Tensor<1> { l.bias.expect("a bias").val() };
+            BlockHidden {
+                hidden_w: stack2(&|n| linear(n, false).weight.val()),
+                hidden_b: stack1(&|n| bias(linear(n, false))),
+                out_w: stack2(&|n| linear(n, true).weight.val()),
+                out_b: stack1(&|n| bias(linear(n, true))),
+            }
+        });
+        BlockNet {
+            tokens: Param::from_tensor(Tensor::zeros([blocks, vocab_rows, classes], device)),
+            bias: Param::from_tensor(Tensor::zeros([blocks, classes], device)),
+            trust: Param::from_tensor(Tensor::from_data(
+                TensorData::new(trust, [blocks, SOURCES]),
+                device,
+            )),
+            hidden,
+        }
+    }
+
+    fn forward(&self, x: &BlockBatch) -> Tensor<3> {
+        let [b, v, c] = self.tokens.dims();
+        let m = x.m;
+        let table = self.tokens.val();
+        let mut logits = table
+            .clone()
+            .reshape([b * v, c])
+            .select(0, x.idx.clone())
+            .reshape([b * m, x.t, c])
+            .mul(x.val.clone())
+            .sum_dim(1)
+            .reshape([b, m, c]);
+        if let Some(common) = &x.common {
+            let d = common.dims()[2];
+            logits = logits + common.clone().matmul(table.slice([0..b, 1..d + 1, 0..c]));
+        }
+        let trust = self.trust.val().reshape([b, 1, SOURCES, 1]);
+        let votes = (x.votes.clone() * trust).sum_dim(2).reshape([b, m, c]);
+        logits = logits + votes + self.bias.val().reshape([b, 1, c]);
+        if let Some(h) = &self.hidden {
+            let width = h.hidden_b.dims()[1];
+            let hidden = activation::relu(
+                x.dense.clone().matmul(h.hidden_w.val()) + h.hidden_b.val().reshape([b, 1, width]),
+            );
+            logits = logits + hidden.matmul(h.out_w.val()) + h.out_b.val().reshape([b, 1, c]);
+        }
+        logits
+    }
+
+    /// Sum over blocks of each block's L2 factor times its squared weights.
+    fn penalty(&self, data: &BlockData) -> Tensor<1> {
+        let squares = |t: Tensor<3>| t.powi_scalar(2).sum_dim(2).sum_dim(1);
+        let tokens = (squares(self.tokens.val()) * data.l2.clone()).sum();
+        match &self.hidden {
+            Some(h) => {
+                let dense = squares(h.hidden_w.val()) + squares(h.out_w.val());
+                tokens + (dense * data.dense_l2.clone()).sum()
+            }
+            None => tokens,
+        }
+    }
+
+    /// Block `b` as a model of its own.
+    fn block(&self, b: usize) -> Net {
+        fn pick3(t: Tensor<3>, b: usize) -> Tensor<2> {
+            let [_, x, y] = t.dims();
+            t.narrow(0, b, 1).reshape([x, y])
+        }
+        fn pick2(t: Tensor<2>, b: usize) -> Tensor<1> {
+            let [_, x] = t.dims();
+            t.narrow(0, b, 1).reshape([x])
+        }
+        let (hidden, out) = match &self.hidden {
+            Some(h) => (
+                Some(Linear {
+                    weight: Param::from_tensor(pick3(h.hidden_w.val(), b)),
+                    bias: Some(Param::from_tensor(pick2(h.hidden_b.val(), b))),
+                }),
+                Some(Linear {
+                    weight: Param::from_tensor(pick3(h.out_w.val(), b)),
+                    bias: Some(Param::from_tensor(pick2(h.out_b.val(), b))),
+                }),
+            ),
+            None => (None, None),
+        };
+        Net {
+            tokens: Param::from_tensor(pick3(self.tokens.val(), b)),
+            bias: Param::from_tensor(pick2(self.bias.val(), b)),
+            trust: Param::from_tensor(pick2(self.trust.val(), b)),
+            hidden,
+            out,
+        }
+    }
+}
+
+/// Full-batch training of every block at once for `epochs`. Every `check_every` epochs,
+/// `check` gets the epoch, the loss, the blocks (inference copy) and their logits on the
+/// held-out rows (`[blocks, held rows, classes]`, flattened). Returns the blocks at the end.
 #[allow(clippy::too_many_arguments)]
-fn fit(
+fn fit_blocks(
     device: &Device,
-    data: &Prepared,
-    votes: Vec<f32>,
-    vocab: usize,
+    data: &BlockData,
+    blocks: &[Block],
+    vocab_rows: usize,
     c: usize,
     config: &TrainConfig,
     epochs: usize,
-    check: &mut dyn FnMut(usize, f32, &Net),
-) -> Net {
+    check: &mut dyn FnMut(usize, f32, &BlockNet, &[f32]),
+) -> BlockNet {
     let ad = device.clone().autodiff();
-    let n = data.rows.len();
-    let batch = Batch::new(&data.rows, &data.dense, votes, c, &ad);
-    let targets: Vec<f32> = data.targets.iter().flatten().copied().collect();
-    let targets = Tensor::<2>::from_data(TensorData::new(targets, [n, c]), &ad);
-    let wsum: f32 = data.weights.iter().sum::<f32>().max(1e-6);
-    let weights: Vec<f32> = data.weights.iter().map(|w| w / wsum).collect();
-    let weights = Tensor::<2>::from_data(TensorData::new(weights, [n, 1]), &ad);
-    let l2 = config.l2 / n as f32;
-    let mut net = Net::new(vocab, c, config.trust, config.hidden, &ad);
+    let mut net = BlockNet::new(blocks.len(), vocab_rows, c, config, &ad);
     let mut optim = AdamConfig::new().init();
     for epoch in 1..=epochs {
         if config.stop.is_raised() {
             break;
         }
-        let logits = net.forward(&batch);
-        let lp = activation::log_softmax(logits, 1);
-        let ce = (lp * targets.clone() * weights.clone()).sum().neg();
-        let penalty = net.tokens.val().powi_scalar(2).sum().mul_scalar(l2);
-        let loss = match net.dense_penalty() {
-            Some(p) => ce + penalty + p.mul_scalar(config.dense_l2 / n as f32),
-            None => ce + penalty,
-        };
+        let logits = net.forward(&data.train);
+        let lp = activation::log_softmax(logits, 2);
+        let ce = (lp * data.targets.clone() * data.weights.clone())
+            .sum()
+            .neg();
+        let loss = ce + net.penalty(data);
         let report = epoch % config.check_every.max(1) == 0;
         let loss_value = if report {
-            loss.clone()
-                .into_data()
-                .try_into_vec::<f32>()
-                .ok()
-                .and_then(|v| v.first().copied())
+            read(loss.clone()).first().copied()
         } else {
             None
         };
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(config.learning_rate, net, grads);
         if let Some(l) = loss_value {
-            check(epoch, l, &net);
+            let valid = net.valid();
+            let held = data
+                .held
+                .as_ref()
+                .map(|h| read(valid.forward(h)))
+                .unwrap_or_default();
+            check(epoch, l, &valid, &held);
         }
     }
-    net
+    net.valid()
 }
 
 impl TrainedModel {
@@ -851,10 +1191,14 @@ impl TrainedModel {
             (rows, dense, votes)
         };
         let forward = |(rows, dense, votes): Inputs| {
-            read(
-                self.net
-                    .forward(&Batch::new(&rows, &dense, votes, c, &self.device)),
-            )
+            read(self.net.forward(&Batch::new(
+                &rows,
+                &dense,
+                votes,
+                c,
+                self.dense_tokens,
+                &self.device,
+            )))
         };
         let chunks: Vec<Vec<f32>> = if self.parallel {
             tracks
@@ -911,6 +1255,7 @@ impl TrainedModel {
             temperature: self.temperature,
             threshold: self.threshold,
             hidden: self.hidden,
+            dense_tokens: self.dense_tokens,
             metrics: self.metrics.clone(),
         };
         let meta = serde_json::to_vec(&meta).map_err(|e| LearnError::Corrupt(e.to_string()))?;
@@ -969,7 +1314,7 @@ impl TrainedModel {
         )
         .try_load_record(record)
         .map_err(|e| LearnError::Corrupt(format!("{e:?}")))?;
-        if net.tokens.dims() != [meta.vocab.len() + 1, c] {
+        if net.tokens.dims() != [meta.vocab.len() + 1, c] || meta.dense_tokens > meta.vocab.len() {
             return Err(LearnError::Corrupt("weights do not fit the classes".into()));
         }
         let lookup = meta
@@ -987,6 +1332,7 @@ impl TrainedModel {
             temperature: meta.temperature,
             threshold: meta.threshold,
             hidden: meta.hidden,
+            dense_tokens: meta.dense_tokens,
             metrics: meta.metrics,
             net,
             device,
