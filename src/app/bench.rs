@@ -45,6 +45,9 @@ pub struct BenchArgs {
     /// Device workers in the load benchmark.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Liked songs of the member whose sync ticks are measured (0: skip those rows).
+    #[arg(long, default_value_t = 20_000)]
+    pub sync_liked: usize,
 }
 
 /// The load benchmark on a fresh database in a temporary folder.
@@ -190,7 +193,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 model_2000 = Some(model);
             }
         }
-        if let Some(model) = model_2000 {
+        if let Some(model) = model_2000.take() {
             // Scored where it trained: the network on this row's device.
             let model = model.to_compute(compute);
             let m = args.score.min(tracks.len());
@@ -209,5 +212,171 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if args.sync_liked > 0 {
+        sync_rows(&tracks, &labels, classes, args.sync_liked)?;
+    }
     Ok(())
+}
+
+/// CPU time of this process so far (user + system), in seconds, from `/proc/self/stat`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    // Linux counts in clock ticks of 1/100 s.
+    Some((user + system) / 100.0)
+}
+
+/// The labels a layer of `kind` gives a track of playlist genre `genre`: incomplete layers
+/// leave the last genre to the void.
+fn kind_label(kind: LayerKind, genre: usize, classes: usize) -> Vec<usize> {
+    if !kind.rules().complete && genre + 1 == classes {
+        Vec::new()
+    } else {
+        vec![genre]
+    }
+}
+
+/// A member's steady state: `liked` liked songs (real tracks of the data set) on the local
+/// Spotify, four layers (one of each kind) with models trained on 2,000 of them, synced and
+/// sorted until nothing changes. Then one sync tick (sync, audio descriptors, sort, as the
+/// scheduled job does) with nothing new and one with 20 new likes: wall time, CPU time of the
+/// process (the local Spotify's serving included) and Spotify Web API requests.
+fn sync_rows(
+    tracks: &[LikedTrack],
+    labels: &[usize],
+    classes: usize,
+    liked: usize,
+) -> anyhow::Result<()> {
+    use crate::config::PipelineConfig;
+    use crate::domain::MemberId;
+    use crate::jobs::{DevicePool, Queue};
+    use crate::spotify::local::Service;
+    use crate::store::{Store, StoredModel};
+
+    const NEW: usize = 20;
+    const TRAINED_ON: usize = 2_000;
+    let liked = liked.min(tracks.len().saturating_sub(NEW));
+    if liked < TRAINED_ON {
+        eprintln!("skipping the sync ticks: only {} tracks", tracks.len());
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let dir = tempfile::TempDir::new()?;
+        let store = Store::open_at(&dir.path().join("bench.db"), &[7; 32]).await?;
+        let member = MemberId(1);
+        let library: Vec<_> = tracks[NEW..NEW + liked]
+            .iter()
+            .map(|t| t.track.clone())
+            .collect();
+        let demo = crate::spotify::demo::start(store.clone(), member, &library).await?;
+        let fresh: Vec<_> = tracks[..NEW].iter().map(|t| t.track.clone()).collect();
+        demo.local.add_catalogue(&fresh);
+        let app = super::App::new(
+            store.clone(),
+            demo.spotify.clone(),
+            Queue::new(store.clone(), 1),
+            DevicePool::new(vec![Compute::cpu()])?,
+            PipelineConfig {
+                sync_interval: std::time::Duration::from_secs(300),
+                retrain_after_labels: u32::MAX,
+                refresh_cooldown: std::time::Duration::from_secs(60),
+                playlist_check_interval: std::time::Duration::from_secs(6 * 3600),
+            },
+        );
+        demo.spotify.sync_motherlist(member, &|_| {}).await?;
+        demo.spotify.fill_audio(liked as u32).await?;
+        for kind in [
+            LayerKind::MutualComplete,
+            LayerKind::MutualIncomplete,
+            LayerKind::MultiComplete,
+            LayerKind::MultiIncomplete,
+        ] {
+            let layer = store
+                .create_layer(member, &format!("{kind:?}"), kind.rules())
+                .await?;
+            let sublists = if kind.rules().complete {
+                classes
+            } else {
+                classes - 1
+            };
+            for c in 0..sublists {
+                store
+                    .add_sublist(layer.id, &format!("genre {c}"), "🎵")
+                    .await?;
+            }
+            let layer = store
+                .layer(layer.id)
+                .await?
+                .context("the layer was just made")?;
+            let ids: Vec<SublistId> = layer.sublists.iter().map(|s| s.id).collect();
+            let train_on = &tracks[NEW..NEW + TRAINED_ON];
+            let sets: Vec<Vec<usize>> = labels[NEW..NEW + TRAINED_ON]
+                .iter()
+                .map(|&g| kind_label(kind, g, classes))
+                .collect();
+            let model = learn::train(
+                &Compute::cpu(),
+                kind,
+                &ids,
+                train_on,
+                &sets,
+                &TrainConfig::default(),
+                &mut |_| {},
+            )?;
+            store
+                .save_model(&StoredModel {
+                    layer: layer.id,
+                    feature_schema: learn::FEATURE_SCHEMA,
+                    weights: model.to_bytes()?,
+                    metrics: serde_json::to_value(model.metrics())?,
+                    labels_used: TRAINED_ON as u32,
+                    trained_at: store.now(),
+                    device: Compute::cpu().name().to_string(),
+                })
+                .await?;
+        }
+        // One sync tick, as the scheduled job runs it.
+        let tick = || async {
+            let report = demo.spotify.sync_motherlist(member, &|_| {}).await?;
+            demo.spotify.fill_audio(400).await?;
+            app.sort_member(member, None, report.new_tracks.len() as u32)
+                .await?;
+            anyhow::Ok(())
+        };
+        // The first tick places every track and writes the playlists; the next one settles.
+        tick().await?;
+        tick().await?;
+        println!();
+        println!(
+            "| sync tick, {liked} liked songs, 4 layers | wall (s) | CPU (s) | Spotify requests |"
+        );
+        println!("|---|---|---|---|");
+        for (what, new) in [("nothing new", 0), ("20 new likes", NEW)] {
+            if new > 0 {
+                let ids: Vec<_> = fresh.iter().map(|t| t.id.clone()).collect();
+                demo.local.like(crate::spotify::demo::DEMO_USER, &ids);
+            }
+            demo.local.clear_log();
+            let cpu = cpu_seconds();
+            let t = Instant::now();
+            tick().await?;
+            let wall = t.elapsed().as_secs_f64();
+            let cpu = cpu.zip(cpu_seconds()).map_or(f64::NAN, |(a, b)| b - a);
+            let requests = demo
+                .local
+                .requests()
+                .iter()
+                .filter(|r| r.service == Service::WebApi)
+                .count();
+            println!("| {what} | {wall:.3} | {cpu:.2} | {requests} |");
+        }
+        anyhow::Ok(())
+    })
 }
