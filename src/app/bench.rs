@@ -307,8 +307,9 @@ fn sync_rows(
                 classes - 1
             };
             for c in 0..sublists {
+                let emoji = ["🔴", "🟠", "🟡", "🟢", "🔵", "🟣", "🟤", "⚫"][c % 8];
                 store
-                    .add_sublist(layer.id, &format!("genre {c}"), "🎵")
+                    .add_sublist(layer.id, &format!("genre {c}"), emoji)
                     .await?;
             }
             let layer = store

@@ -74,8 +74,8 @@ pub fn rank_questions(
     // linear in the candidates per pick, and never more picks than can be posted at once.
     while picked.len() < diverse {
         let mut best: Option<usize> = None;
-        for i in 0..candidates.len() {
-            if !taken[i] && best.is_none_or(|b| before(&score, i, b)) {
+        for (i, _) in taken.iter().enumerate().filter(|(_, t)| !**t) {
+            if best.is_none_or(|b| before(&score, i, b)) {
                 best = Some(i);
             }
         }

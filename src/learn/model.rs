@@ -1093,6 +1093,10 @@ impl BlockNet {
     }
 }
 
+/// What a batched training calls at each check: the epoch, the loss, the blocks and their
+/// held-out logits.
+type CheckFn<'a> = dyn FnMut(usize, f32, &BlockNet, &[f32]) + 'a;
+
 /// Full-batch training of every block at once for `epochs`. Every `check_every` epochs,
 /// `check` gets the epoch, the loss, the blocks (inference copy) and their logits on the
 /// held-out rows (`[blocks, held rows, classes]`, flattened). Returns the blocks at the end.
@@ -1105,7 +1109,7 @@ fn fit_blocks(
     c: usize,
     config: &TrainConfig,
     epochs: usize,
-    check: &mut dyn FnMut(usize, f32, &BlockNet, &[f32]),
+    check: &mut CheckFn<'_>,
 ) -> BlockNet {
     let ad = device.clone().autodiff();
     let mut net = BlockNet::new(blocks.len(), vocab_rows, c, config, &ad);
