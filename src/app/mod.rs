@@ -20,7 +20,7 @@ use crate::config::PipelineConfig;
 use crate::discord::{BackendError, Linked, Notifier};
 use crate::domain::MemberId;
 use crate::jobs::{DevicePool, Queue};
-use crate::learn::Compute;
+use crate::learn::{Compute, StopFlag, TrainConfig};
 use crate::spotify::Spotify;
 use crate::store::Store;
 
@@ -40,6 +40,8 @@ struct Inner {
     devices: DevicePool<Compute>,
     pipeline: PipelineConfig,
     notifier: OnceLock<Notifier>,
+    /// How layers are trained, when not the default.
+    training: OnceLock<TrainConfig>,
     /// Members waiting for a link to complete through the web callback.
     link_waiters: DashMap<MemberId, oneshot::Sender<Result<Linked, BackendError>>>,
 }
@@ -60,6 +62,7 @@ impl App {
                 devices,
                 pipeline,
                 notifier: OnceLock::new(),
+                training: OnceLock::new(),
                 link_waiters: DashMap::new(),
             }),
         }
@@ -68,6 +71,20 @@ impl App {
     /// Gives the app the bot's voice, once Discord is connected.
     pub fn set_notifier(&self, notifier: Notifier) {
         let _ = self.inner.notifier.set(notifier);
+    }
+
+    /// Trains layers with `config` instead of the default (a quick one in simulations).
+    pub fn set_training(&self, config: TrainConfig) {
+        let _ = self.inner.training.set(config);
+    }
+
+    /// The settings of the next training, with a stop flag of its own.
+    fn training(&self) -> TrainConfig {
+        let base = self.inner.training.get().cloned().unwrap_or_default();
+        TrainConfig {
+            stop: StopFlag::default(),
+            ..base
+        }
     }
 
     pub fn store(&self) -> &Store {

@@ -12,7 +12,7 @@ use crate::domain::{
     Label, LabelSource, LabelledTrack, Layer, LayerId, LikedTrack, MemberId, SublistId, TrackId,
 };
 use crate::jobs::{CancelToken, JobError, Progress, ProgressSender};
-use crate::learn::{self, FEATURE_SCHEMA, TrainConfig, TrainedModel};
+use crate::learn::{self, FEATURE_SCHEMA, TrainedModel};
 use crate::store::StoredModel;
 
 /// What training a layer produced.
@@ -183,7 +183,7 @@ impl App {
             .map(|a| a as f32);
         let kind = layer.kind();
         let n = tracks.len() as u32;
-        let config = TrainConfig::default();
+        let config = self.training();
         let stop = config.stop.clone();
         let training = self.inner.devices.run(move |compute| {
             let mut report = |p: learn::Progress| {

@@ -8,4 +8,5 @@ mod jobs;
 mod learn;
 mod openapi;
 mod pipeline;
+mod sim;
 mod spotify;
