@@ -7,6 +7,8 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# What the build reads: the manifest, the sources (with the demo sample and the evaluation data
+# set they embed) and the migrations. The tests and their API descriptions are not needed.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations

@@ -28,7 +28,8 @@ pub enum Command {
     },
     /// Run the whole pipeline offline on a bundled sample of real playlists.
     Demo(crate::app::demo::DemoArgs),
-    /// Measure sorting quality on the evaluation protocol (shared/docs/eval.md).
+    /// Measure sorting quality on the evaluation protocol (src/app/eval/README.md), on the
+    /// built-in data set.
     Eval(crate::app::eval::EvalArgs),
     /// Validate a configuration file and say what is missing or wrong, key by key.
     CheckConfig {
@@ -40,7 +41,8 @@ pub enum Command {
         #[arg(long, short, env = "SUBLIST_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Benchmark training and scoring (CPU, and the GPU where one exists).
+    /// Benchmark training and scoring (CPU, and the GPU where one exists), each model scored
+    /// on the device it trained on.
     Bench(crate::app::bench::BenchArgs),
     /// Print a new random encryption key for `store.encryption_key`.
     GenKey,

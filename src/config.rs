@@ -106,19 +106,25 @@ pub struct WebConfig {
     pub callback_path: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum DevicePref {
-    /// A real GPU when the `gpu` feature is built and one is found, else the CPU.
+    /// A real GPU when the `gpu` feature is built and one is found (for trainings of at least
+    /// `learn.gpu_min_labels` labelled tracks), else the CPU. Never a software adapter.
     Auto,
     Cpu,
-    /// A real GPU, or a start-up error.
+    /// A real GPU for every training, or a start-up error.
     Gpu,
+    /// wgpu on a software adapter (Mesa's lavapipe or llvmpipe): the GPU code path run on the
+    /// CPU, far slower than `cpu`. For tests and for trying that path without a GPU.
+    WgpuSoftware,
 }
 
 #[derive(Debug, Clone)]
 pub struct LearnConfig {
     pub device: DevicePref,
+    /// With `auto` and a real GPU, smaller trainings run on the CPU.
+    pub gpu_min_labels: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +222,7 @@ struct RawWeb {
 #[serde(deny_unknown_fields)]
 struct RawLearn {
     device: Option<DevicePref>,
+    gpu_min_labels: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +243,9 @@ struct RawPipeline {
     retrain_after_labels: Option<u32>,
     refresh_cooldown_secs: Option<u64>,
 }
+
+/// The default of `learn.gpu_min_labels`.
+pub const GPU_MIN_LABELS: usize = 2000;
 
 /// The prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "SUBLIST_";
@@ -591,6 +601,7 @@ impl Raw {
             },
             learn: LearnConfig {
                 device: self.learn.device.unwrap_or(DevicePref::Auto),
+                gpu_min_labels: self.learn.gpu_min_labels.unwrap_or(GPU_MIN_LABELS),
             },
             jobs,
             pipeline,
@@ -643,6 +654,7 @@ redirect_uri = "http://127.0.0.1:8888/callback"
         assert_eq!(c.spotify.apps[0].user_cap, 5);
         assert_eq!(c.web.listen.to_string(), "127.0.0.1:8888");
         assert_eq!(c.learn.device, DevicePref::Auto);
+        assert_eq!(c.learn.gpu_min_labels, GPU_MIN_LABELS);
         assert_eq!(
             c.spotify.api_base_url.as_str(),
             "https://api.spotify.com/v1/"
@@ -678,6 +690,17 @@ redirect_uri = "http://127.0.0.1:8888/callback"
         let e = Config::from_toml(&(full() + "[jobs]\nmax_attempts = \"three\"\n")).unwrap_err();
         assert_eq!(e.0[0].key, "jobs.max_attempts");
         assert!(e.0[0].message.contains("expected"), "{}", e.0[0]);
+    }
+
+    #[test]
+    fn the_software_adapter_is_a_device_named_on_purpose() {
+        let text = full() + "[learn]\ndevice = \"wgpu-software\"\ngpu_min_labels = 0\n";
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.learn.device, DevicePref::WgpuSoftware);
+        assert_eq!(c.learn.gpu_min_labels, 0);
+        let e = Config::from_toml(&(full() + "[learn]\ndevice = \"software\"\n")).unwrap_err();
+        assert_eq!(e.0[0].key, "learn.device");
+        assert!(e.0[0].message.contains("wgpu-software"), "{}", e.0[0]);
     }
 
     #[test]

@@ -2,20 +2,27 @@
 //! status, each answering with a sentence the member can read when it can't be done.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
 
+use dashmap::mapref::entry::Entry;
 use tokio::sync::{mpsc, oneshot};
 
 use super::App;
 use super::sorting::SortOutcome;
 use crate::discord::{
-    Backend, BackendError, Guess, Imported, LayerRefresh, LinkStart, LinkState, Linked,
-    MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary, TrainResult,
-    TrainTicket, TrainUpdate, async_trait,
+    Backend, BackendError, Forgotten, Guess, Imported, LayerRefresh, LinkStart, LinkState,
+    LinkToConfirm, Linked, MemberStatus, Notifier, PlaylistSummary, PromptRequest, QueuedJob,
+    RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate, async_trait,
 };
 use crate::domain::{LayerId, MemberId, SpotifyAccount};
-use crate::jobs::{JobKind, JobStatus, Priority};
-use crate::spotify::{LinkError, SpotifyError};
-use crate::store::JobState;
+use crate::jobs::{CancelOutcome, JobKind, JobStatus, Priority};
+use crate::spotify::{LinkError, Notice, SpotifyError};
+use crate::store::{JobState, PromptState};
+
+/// How long forgetting a member waits for their running jobs to stop (a training stops
+/// between epochs); past it, what still runs can no longer write anything of theirs.
+const FORGET_WAIT: Duration = Duration::from_secs(60);
 
 fn refused(e: impl std::fmt::Display) -> BackendError {
     BackendError::Refused(e.to_string())
@@ -39,6 +46,16 @@ fn internal(e: impl Into<anyhow::Error>) -> BackendError {
     BackendError::Internal(e.into())
 }
 
+fn to_confirm(account: &SpotifyAccount) -> LinkToConfirm {
+    LinkToConfirm {
+        display_name: account
+            .display_name
+            .clone()
+            .unwrap_or_else(|| account.user_id.clone()),
+        user_id: account.user_id.clone(),
+    }
+}
+
 impl SortOutcome {
     /// The summary the bot renders for a refresh.
     pub fn to_summary(&self) -> RefreshSummary {
@@ -60,18 +77,29 @@ impl SortOutcome {
 }
 
 impl App {
-    /// Questions for the tracks a sort left waiting, newest first, with the model's guess.
+    /// Questions for the tracks a sort left waiting that were never asked about (or whose
+    /// prompt was closed since), with the model's guess: each layer's in the active ranking's
+    /// order (newest first among equals), the layers taking turns (see [`App::take_turns`]).
+    /// A skipped track is not asked again here; `/label` asks about it.
     pub(crate) async fn prompt_requests_for(
         &self,
         member: MemberId,
         outcome: &SortOutcome,
     ) -> anyhow::Result<Vec<PromptRequest>> {
-        let mut out = Vec::new();
+        let mut per_layer = Vec::new();
         for layer in &outcome.layers {
             if layer.waiting.is_empty() {
                 continue;
             }
-            let ids: HashSet<_> = layer.waiting.iter().collect();
+            let asked = self.store().prompt_states(layer.layer).await?;
+            let ids: HashSet<_> = layer
+                .waiting
+                .iter()
+                .filter(|t| asked.get(*t).is_none_or(|s| *s == PromptState::Closed))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
             let mut candidates: Vec<_> = self
                 .store()
                 .liked_tracks(member)
@@ -80,12 +108,74 @@ impl App {
                 .filter(|t| ids.contains(&t.track.id))
                 .collect();
             candidates.reverse();
-            out.extend(
-                self.questions(member, layer.layer, candidates, usize::MAX)
-                    .await?,
-            );
+            let questions = self
+                .questions(member, layer.layer, candidates, usize::MAX)
+                .await?;
+            per_layer.push((layer.layer, questions));
         }
-        Ok(out)
+        self.take_turns(member, per_layer).await
+    }
+
+    /// One question from each layer in turn, the layers with the fewest prompts waiting for an
+    /// answer first, so that a budget of a few prompts reaches every layer over time.
+    async fn take_turns(
+        &self,
+        member: MemberId,
+        mut per_layer: Vec<(LayerId, Vec<PromptRequest>)>,
+    ) -> anyhow::Result<Vec<PromptRequest>> {
+        let open = self.store().open_prompts_by_layer(member).await?;
+        per_layer.sort_by_key(|(layer, _)| (open.get(layer).copied().unwrap_or(0), layer.0));
+        Ok(round_robin(
+            per_layer
+                .into_iter()
+                .map(|(_, questions)| questions)
+                .collect(),
+        ))
+    }
+
+    /// After a sort: closes the prompts it settled, asks about what waits, and announces what
+    /// changed (when `announce`). Telling the member never fails the work that was done: a
+    /// member who can't be reached is logged.
+    pub(crate) async fn tell_member(
+        &self,
+        member: MemberId,
+        outcome: &SortOutcome,
+        announce: bool,
+    ) {
+        let Some(notifier) = self.notifier() else {
+            return;
+        };
+        if let Err(e) = notifier.close_settled_prompts(member).await {
+            tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not close settled prompts");
+        }
+        match self.prompt_requests_for(member, outcome).await {
+            Ok(waiting) if waiting.is_empty() => {}
+            Ok(waiting) => {
+                if let Err(e) = notifier.post_prompts(member, waiting).await {
+                    tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not post prompts");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not choose prompts");
+            }
+        }
+        if announce
+            && outcome.changed()
+            && let Err(e) = notifier
+                .announce_refresh(member, &outcome.to_summary())
+                .await
+        {
+            tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not announce a refresh");
+        }
+    }
+
+    /// Closes the member's settled prompts (after an import or a refresh); failures are logged.
+    async fn close_settled_prompts(&self, member: MemberId) {
+        if let Some(notifier) = self.notifier()
+            && let Err(e) = notifier.close_settled_prompts(member).await
+        {
+            tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not close settled prompts");
+        }
     }
 
     /// Up to `n` questions about `candidates` in one layer, in the active ranking's order.
@@ -119,11 +209,13 @@ impl App {
             .collect())
     }
 
-    /// Tracks no person labelled yet in a layer, that no open prompt asks about.
+    /// Tracks no person labelled yet in a layer that no prompt asks about now: never asked,
+    /// or asked by a prompt since closed, or (when `skipped_too`) skipped by the member.
     async fn unlabelled(
         &self,
         member: MemberId,
         layer: LayerId,
+        skipped_too: bool,
     ) -> anyhow::Result<Vec<crate::domain::LikedTrack>> {
         let labelled: HashSet<_> = self
             .store()
@@ -133,35 +225,46 @@ impl App {
             .filter(|l| l.source.is_ground_truth())
             .map(|l| l.track)
             .collect();
-        let asked: HashSet<_> = self
-            .store()
-            .prompted_tracks(layer)
-            .await?
-            .into_iter()
-            .collect();
+        let asked = self.store().prompt_states(layer).await?;
+        let askable = |t: &crate::domain::TrackId| match asked.get(t) {
+            None | Some(PromptState::Closed) => true,
+            Some(PromptState::Skipped) => skipped_too,
+            Some(_) => false,
+        };
         Ok(self
             .store()
             .liked_tracks(member)
             .await?
             .into_iter()
-            .filter(|t| !labelled.contains(&t.track.id) && !asked.contains(&t.track.id))
+            .filter(|t| !labelled.contains(&t.track.id) && askable(&t.track.id))
             .collect())
     }
 
-    /// Posts questions for every layer's unlabelled tracks, within the member's budget.
+    /// Posts questions for every layer's unlabelled tracks, within the member's budget; a
+    /// failure to reach the member is logged, not the job's failure.
     pub(crate) async fn post_waiting_prompts(&self, member: MemberId) -> anyhow::Result<usize> {
         let Some(notifier) = self.notifier() else {
             return Ok(0);
         };
-        let requests = self.pick(member, None, 25).await?;
-        Ok(notifier.post_prompts(member, requests).await?.posted.len())
+        let requests = self.pick(member, None, 25, false).await?;
+        match notifier.post_prompts(member, requests).await {
+            Ok(out) => Ok(out.posted.len()),
+            // A member who can't be reached now is asked at a later sync.
+            Err(e) => {
+                tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not post prompts");
+                Ok(0)
+            }
+        }
     }
 
+    /// Up to `count` questions, the layers taking turns; skipped tracks only when the member
+    /// asked (`/label`).
     async fn pick(
         &self,
         member: MemberId,
         layer: Option<LayerId>,
         count: u32,
+        skipped_too: bool,
     ) -> anyhow::Result<Vec<PromptRequest>> {
         let layers: Vec<_> = self
             .store()
@@ -170,14 +273,59 @@ impl App {
             .into_iter()
             .filter(|l| !l.sublists.is_empty() && layer.is_none_or(|id| id == l.id))
             .collect();
-        let mut out = Vec::new();
-        let per_layer = (count as usize).div_ceil(layers.len().max(1));
+        let mut per_layer = Vec::new();
         for l in &layers {
-            let candidates = self.unlabelled(member, l.id).await?;
-            out.extend(self.questions(member, l.id, candidates, per_layer).await?);
+            let candidates = self.unlabelled(member, l.id, skipped_too).await?;
+            let questions = self
+                .questions(member, l.id, candidates, count as usize)
+                .await?;
+            per_layer.push((l.id, questions));
         }
+        let mut out = self.take_turns(member, per_layer).await?;
         out.truncate(count as usize);
         Ok(out)
+    }
+
+    /// Runs work for the member outside the queue (an inline refresh, the first sync after a
+    /// link, an import) so that forgetting them stops it at its next await.
+    async fn inline<T>(
+        &self,
+        member: MemberId,
+        work: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let stop = self.inner.inline_work.entry(member).or_default().clone();
+        tokio::select! {
+            result = work => result,
+            () = stop.cancelled() => Err(refused("Stopped: you asked me to forget you.")),
+        }
+    }
+
+    /// Delivers what Spotify work tells members (a link dying within a week, a quota pause)
+    /// through the bot, for as long as the app runs.
+    pub(crate) fn deliver_notices(&self, notifier: Notifier) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.spotify().set_notice_sender(tx);
+        runtime.spawn(async move {
+            while let Some(notice) = rx.recv().await {
+                match notice {
+                    Notice::LinkExpiring { member, expires_at } => {
+                        if let Err(e) = notifier.warn_link_expiry(member, expires_at).await {
+                            tracing::warn!(member = member.0, error = %e, "could not warn about a link's expiry");
+                        }
+                    }
+                    Notice::QuotaPaused { members, until } => {
+                        for member in members {
+                            if let Err(e) = notifier.announce_quota_pause(&[member], until).await {
+                                tracing::warn!(member = member.0, error = %e, "could not announce a quota pause");
+                            }
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// The first full sync after a link, and what to tell the member.
@@ -200,60 +348,145 @@ impl App {
         }
     }
 
-    /// Completes the waiting `/link` of a member whose link arrived through the web callback.
+    /// Asks the member whose consent arrived through the web callback, in their waiting
+    /// `/link` message, to confirm the account.
     pub async fn link_completed(&self, member: MemberId, account: SpotifyAccount) {
-        let linked = self.after_link(member, &account).await;
         if let Some((_, tx)) = self.inner.link_waiters.remove(&member) {
-            let _ = tx.send(Ok(linked));
+            let _ = tx.send(Ok(to_confirm(&account)));
         }
     }
 
-    async fn train_updates(&self, job: crate::store::JobId, tx: mpsc::Sender<TrainUpdate>) {
-        let Ok(Some(mut rx)) = self.queue().subscribe(job).await else {
-            return;
-        };
-        loop {
-            let status = rx.borrow_and_update().clone();
-            let update = match status {
-                JobStatus::Queued => match self.queue().position(job).await {
-                    Ok(Some(p)) => TrainUpdate::Queued {
-                        position: p as u32 + 1,
-                    },
-                    _ => TrainUpdate::Queued { position: 1 },
-                },
-                JobStatus::Running { progress, .. } => TrainUpdate::Running {
-                    epoch: progress.map_or(0, |p| p.epoch),
-                    epochs: progress.map_or(0, |p| p.epochs),
-                },
-                JobStatus::Done { result } => {
-                    let trained: Option<super::sorting::Trained> =
-                        serde_json::from_value(result).ok();
-                    TrainUpdate::Done(match trained {
-                        Some(t) => TrainResult {
-                            accuracy: t.accuracy.unwrap_or(0.0),
-                            previous_accuracy: t.previous_accuracy,
-                            summary: format!(
-                                "Learned from {} labelled tracks on {}; your sublists are being re-sorted with it.",
-                                t.labels, t.device
-                            ),
-                        },
-                        None => TrainResult {
-                            accuracy: 0.0,
-                            previous_accuracy: None,
-                            summary: "Training finished.".into(),
-                        },
-                    })
-                }
-                JobStatus::Failed { error } => TrainUpdate::Failed(error),
-                JobStatus::Cancelled => TrainUpdate::Cancelled,
-            };
-            let last = matches!(
-                update,
-                TrainUpdate::Done(_) | TrainUpdate::Failed(_) | TrainUpdate::Cancelled
-            );
-            if tx.send(update).await.is_err() || last || rx.changed().await.is_err() {
+    /// Follows training jobs: each one's updates as (its index in `jobs`, the update), until
+    /// every one has ended.
+    fn follow_jobs(&self, jobs: Vec<crate::store::JobId>) -> mpsc::Receiver<(usize, TrainUpdate)> {
+        let (tx, rx) = mpsc::channel(16 * jobs.len().max(1));
+        for (i, job) in jobs.into_iter().enumerate() {
+            let app = self.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move { app.train_updates(i, job, tx).await });
+        }
+        rx
+    }
+
+    async fn train_updates(
+        &self,
+        i: usize,
+        job: crate::store::JobId,
+        tx: mpsc::Sender<(usize, TrainUpdate)>,
+    ) {
+        let mut rx = match self.queue().subscribe(job).await {
+            Ok(Some(rx)) => rx,
+            Ok(None) => {
+                let gone = TrainUpdate::Failed("That training is no longer in the queue.".into());
+                let _ = tx.send((i, gone)).await;
                 return;
             }
+            Err(e) => {
+                tracing::warn!(job = job.0, error = %e, "could not follow a training");
+                return;
+            }
+        };
+        let mut status = rx.borrow_and_update().clone();
+        loop {
+            let update = self.train_update(job, status).await;
+            let last = update.is_final();
+            if tx.send((i, update)).await.is_err() || last {
+                return;
+            }
+            status = match self.next_status(job, &mut rx).await {
+                Some(next) => next,
+                None => return,
+            };
+        }
+    }
+
+    /// The job's next status: the next change its waiters hear of, or the final state the
+    /// store holds when this process was not told (another process ran the job after a
+    /// restart). None when neither will come.
+    async fn next_status(
+        &self,
+        job: crate::store::JobId,
+        rx: &mut tokio::sync::watch::Receiver<JobStatus>,
+    ) -> Option<JobStatus> {
+        const RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+        loop {
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_ok() {
+                        return Some(rx.borrow_and_update().clone());
+                    }
+                    // No one will say more: the store has the last word.
+                    return match self.queue().stored_status(job).await {
+                        Ok(Some(stored)) if stored.is_final() => Some(stored),
+                        _ => None,
+                    };
+                }
+                () = tokio::time::sleep(RECHECK) => {
+                    if let Ok(Some(stored)) = self.queue().stored_status(job).await
+                        && stored.is_final()
+                    {
+                        return Some(stored);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the member reads about a job's status.
+    async fn train_update(&self, job: crate::store::JobId, status: JobStatus) -> TrainUpdate {
+        match status {
+            JobStatus::Queued => match self.queue().position(job).await {
+                Ok(Some(p)) => TrainUpdate::Queued {
+                    position: p as u32 + 1,
+                },
+                _ => TrainUpdate::Queued { position: 1 },
+            },
+            JobStatus::Running { progress, .. } => TrainUpdate::Running {
+                epoch: progress.map_or(0, |p| p.epoch),
+                epochs: progress.map_or(0, |p| p.epochs),
+            },
+            JobStatus::Done { result } => {
+                let trained: Option<super::sorting::Trained> = serde_json::from_value(result).ok();
+                TrainUpdate::Done(match trained {
+                    Some(t) => TrainResult {
+                        accuracy: t.accuracy.unwrap_or(0.0),
+                        previous_accuracy: t.previous_accuracy,
+                        summary: format!(
+                            "Learned from {} labelled tracks on {}; your sublists are being re-sorted with it.",
+                            t.labels, t.device
+                        ),
+                    },
+                    None => TrainResult {
+                        accuracy: 0.0,
+                        previous_accuracy: None,
+                        summary: "Training finished.".into(),
+                    },
+                })
+            }
+            JobStatus::Failed { error } => {
+                let refused = matches!(self.store().job(job).await, Ok(Some(row)) if row.refused);
+                TrainUpdate::Failed(if refused {
+                    error
+                } else {
+                    crate::discord::log_incident(&anyhow::anyhow!(error), "training")
+                })
+            }
+            JobStatus::Cancelled => TrainUpdate::Cancelled,
+        }
+    }
+}
+
+/// Interleaves the lists: the first of each, then the second of each, and so on.
+fn round_robin<T>(lists: Vec<Vec<T>>) -> Vec<T> {
+    let mut iters: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for it in &mut iters {
+            out.extend(it.next());
+        }
+        if out.len() == before {
+            return out;
         }
     }
 }
@@ -278,17 +511,41 @@ impl Backend for App {
         &self,
         member: MemberId,
         pasted_url: &str,
-    ) -> Result<Linked, BackendError> {
+    ) -> Result<LinkToConfirm, BackendError> {
         let account = self
             .spotify()
             .complete_link_paste(member, pasted_url)
             .await
             .map_err(link_error)?;
-        let linked = self.after_link(member, &account).await;
+        let pending = to_confirm(&account);
         if let Some((_, tx)) = self.inner.link_waiters.remove(&member) {
-            let _ = tx.send(Ok(linked.clone()));
+            let _ = tx.send(Ok(pending.clone()));
         }
-        Ok(linked)
+        Ok(pending)
+    }
+
+    async fn confirm_link(&self, member: MemberId) -> Result<Linked, BackendError> {
+        self.inline(member, async {
+            let account = self
+                .spotify()
+                .confirm_link(member)
+                .await
+                .map_err(link_error)?;
+            Ok(self.after_link(member, &account).await)
+        })
+        .await
+    }
+
+    async fn cancel_link(&self, member: MemberId) -> Result<(), BackendError> {
+        match self
+            .spotify()
+            .cancel_link(member)
+            .await
+            .map_err(spotify_error)?
+        {
+            true => Ok(()),
+            false => Err(refused(LinkError::NothingToConfirm)),
+        }
     }
 
     async fn unlink(&self, member: MemberId) -> Result<(), BackendError> {
@@ -298,13 +555,46 @@ impl Backend for App {
         }
     }
 
-    async fn forget_member(&self, member: MemberId) -> Result<(), BackendError> {
-        for job in self.store().live_jobs(member).await.map_err(internal)? {
-            let _ = self.queue().cancel(job.id).await;
+    async fn forget_member(&self, member: MemberId) -> Result<Forgotten, BackendError> {
+        // Work outside the queue stops at its next await; queued jobs go, and running ones
+        // are asked to stop and given a moment to.
+        if let Some((_, stop)) = self.inner.inline_work.remove(&member) {
+            stop.cancel();
         }
-        self.store().delete_member(member).await.map_err(internal)?;
         self.inner.link_waiters.remove(&member);
-        Ok(())
+        let mut running = Vec::new();
+        for job in self.store().live_jobs(member).await.map_err(internal)? {
+            if let Ok(CancelOutcome::Requested) = self.queue().cancel(job.id).await {
+                running.push(job.id);
+            }
+        }
+        let stopped = async {
+            for id in running {
+                let _ = self.queue().wait(id).await;
+            }
+        };
+        if tokio::time::timeout(FORGET_WAIT, stopped).await.is_err() {
+            tracing::warn!(
+                member = member.0,
+                "a job still runs for a member being forgotten; it can no longer record anything of theirs"
+            );
+        }
+        // Spotify work still under way for them (a link being completed) ends first, and none
+        // starts until their rows are gone; after that it finds no link and no member.
+        let _held = self.spotify().hold_member(member).await;
+        let messages = self
+            .store()
+            .forget_member(member)
+            .await
+            .map_err(internal)?
+            .unwrap_or_default();
+        self.inner.last_refresh.remove(&member);
+        tracing::info!(
+            member = member.0,
+            messages = messages.len(),
+            "member forgotten"
+        );
+        Ok(Forgotten { messages })
     }
 
     async fn playlists(&self, member: MemberId) -> Result<Vec<PlaylistSummary>, BackendError> {
@@ -348,19 +638,27 @@ impl Backend for App {
             .await
             .map_err(internal)?
             .ok_or_else(|| refused("That layer doesn't exist."))?;
-        match self
-            .spotify()
-            .adopt_playlist(member, &layer, sublist.id, playlist_id)
-            .await
-        {
-            Ok(adopted) => Ok(Imported {
-                sublist: sublist.id,
-                labelled: adopted.labelled,
-            }),
+        let adopted = self
+            .inline(member, async {
+                self.spotify()
+                    .adopt_playlist(member, &layer, sublist.id, playlist_id)
+                    .await
+                    .map_err(spotify_error)
+            })
+            .await;
+        match adopted {
+            Ok(adopted) => {
+                // The imported labels answer any open prompt about those tracks.
+                self.close_settled_prompts(member).await;
+                Ok(Imported {
+                    sublist: sublist.id,
+                    labelled: adopted.labelled,
+                })
+            }
             Err(e) => {
                 // Nothing half-done: the new sublist goes again.
                 let _ = self.store().remove_sublist(sublist.id).await;
-                Err(spotify_error(e))
+                Err(e)
             }
         }
     }
@@ -371,7 +669,9 @@ impl Backend for App {
         layer: Option<LayerId>,
         count: u32,
     ) -> Result<Vec<PromptRequest>, BackendError> {
-        self.pick(member, layer, count).await.map_err(internal)
+        self.pick(member, layer, count, true)
+            .await
+            .map_err(internal)
     }
 
     async fn queue_training(
@@ -392,7 +692,7 @@ impl Backend for App {
                 "You have no layer to train yet: make one with /layers create.",
             ));
         }
-        let mut first = None;
+        let mut jobs = Vec::new();
         for l in &layers {
             let queued = self
                 .queue()
@@ -405,24 +705,42 @@ impl Backend for App {
                 )
                 .await
                 .map_err(internal)?;
-            first.get_or_insert(queued.id);
+            let position = self
+                .queue()
+                .position(queued.id)
+                .await
+                .map_err(internal)?
+                // Not queued any more: it already started.
+                .map_or(1, |p| p as u32 + 1);
+            jobs.push(TrainJob {
+                job: crate::discord::JobId(queued.id.0),
+                layer_name: l.name.clone(),
+                position,
+            });
         }
-        let job = first.ok_or_else(|| refused("Nothing to train."))?;
-        let position = self
-            .queue()
-            .position(job)
-            .await
-            .map_err(internal)?
-            // Not queued any more: it already started.
-            .map_or(1, |p| p as u32 + 1);
-        let (tx, rx) = mpsc::channel(16);
-        let app = self.clone();
-        tokio::spawn(async move { app.train_updates(job, tx).await });
+        let ids = jobs.iter().map(|j| crate::store::JobId(j.job.0)).collect();
         Ok(TrainTicket {
-            job: crate::discord::JobId(job.0),
-            position,
-            progress: rx,
+            jobs,
+            progress: self.follow_jobs(ids),
         })
+    }
+
+    async fn follow_training(
+        &self,
+        member: MemberId,
+        jobs: &[crate::discord::JobId],
+    ) -> Result<mpsc::Receiver<(usize, TrainUpdate)>, BackendError> {
+        let mut ids = Vec::new();
+        for job in jobs {
+            let id = crate::store::JobId(job.0);
+            match self.store().job(id).await.map_err(internal)? {
+                Some(row) if row.member != Some(member) => {
+                    return Err(refused("That training is not yours."));
+                }
+                _ => ids.push(id),
+            }
+        }
+        Ok(self.follow_jobs(ids))
     }
 
     async fn cancel_training(&self, member: MemberId) -> Result<u32, BackendError> {
@@ -437,22 +755,44 @@ impl Backend for App {
     }
 
     async fn refresh(&self, member: MemberId) -> Result<RefreshSummary, BackendError> {
-        let report = self
-            .spotify()
-            .sync_motherlist(member, &|_| {})
-            .await
-            .map_err(spotify_error)?;
-        if let Err(e) = self.spotify().fill_audio(400).await {
-            tracing::warn!(error = %e, "audio descriptors unavailable");
+        let now = self.store().now();
+        let cooldown = chrono::Duration::from_std(self.inner.pipeline.refresh_cooldown)
+            .unwrap_or(chrono::Duration::zero());
+        match self.inner.last_refresh.entry(member) {
+            Entry::Occupied(mut last) => {
+                let since = now - *last.get();
+                if since < cooldown {
+                    let wait = (cooldown - since).num_seconds().max(1);
+                    return Err(refused(format!(
+                        "You refreshed a moment ago; you can refresh again in {wait} s."
+                    )));
+                }
+                last.insert(now);
+            }
+            Entry::Vacant(v) => {
+                v.insert(now);
+            }
         }
-        let outcome = self
-            .sort_member_quietly(member, report.new_tracks.len() as u32)
-            .await
-            .map_err(|e| match e.downcast::<SpotifyError>() {
-                Ok(s) => spotify_error(s),
-                Err(e) => internal(e),
-            })?;
-        Ok(outcome.to_summary())
+        self.inline(member, async {
+            let report = self
+                .spotify()
+                .sync_motherlist(member, &|_| {})
+                .await
+                .map_err(spotify_error)?;
+            if let Err(e) = self.spotify().fill_audio(400).await {
+                tracing::warn!(error = %e, "audio descriptors unavailable");
+            }
+            let outcome = self
+                .sort_member_quietly(member, report.new_tracks.len() as u32)
+                .await
+                .map_err(|e| match e.downcast::<SpotifyError>() {
+                    Ok(s) => spotify_error(s),
+                    Err(e) => internal(e),
+                })?;
+            self.close_settled_prompts(member).await;
+            Ok(outcome.to_summary())
+        })
+        .await
     }
 
     async fn status(&self, member: MemberId) -> Result<MemberStatus, BackendError> {
@@ -463,6 +803,7 @@ impl Backend for App {
             .map_err(spotify_error)?
         {
             None => LinkState::NotLinked,
+            Some(l) if l.revoked => LinkState::Revoked,
             Some(l) if !l.active => LinkState::Expired,
             Some(l) => LinkState::Linked {
                 display_name: l
@@ -512,5 +853,17 @@ impl Backend for App {
             jobs,
             quota_paused_until,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_robin;
+
+    #[test]
+    fn round_robin_takes_one_from_each_list_in_turn() {
+        let lists = vec![vec![1, 2, 3, 4], vec![10], vec![20, 21]];
+        assert_eq!(round_robin(lists), vec![1, 10, 20, 2, 21, 3, 4]);
+        assert!(round_robin::<u8>(Vec::new()).is_empty());
     }
 }

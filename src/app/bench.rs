@@ -1,5 +1,7 @@
 //! `sublist bench`: how long training and scoring take and how much memory they use, on the
-//! CPU and, where one exists, on the GPU. A measurement, not a test.
+//! CPU and, where one exists, on the GPU. A measurement, not a test. Each model is scored on
+//! the device it trained on; the features and neighbour votes of scoring are always built on
+//! the CPU, the network runs on the row's device.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,14 +12,20 @@ use rand::seq::SliceRandom;
 
 use crate::config::DevicePref;
 use crate::domain::{LayerKind, LikedTrack, SublistId};
-use crate::learn::{self, Compute, TrainConfig};
+use crate::learn::{self, Compute, ComputeKind, TrainConfig};
 
 /// Arguments of `sublist bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// The playlists CSV whose tracks are trained on (labels: the playlist genre column).
-    #[arg(long, default_value = "../shared/data/spotify_songs.csv")]
-    pub data: PathBuf,
+    /// A playlists CSV whose tracks are trained on, plain or gzip (labels: the playlist_genre
+    /// column) [default: the built-in spotify_songs.csv]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The device measured beside the CPU: `auto` or `gpu` (a real GPU, skipped or an error
+    /// where there is none), `wgpu-software` (the GPU code path on a software adapter), `cpu`
+    /// (the CPU alone).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DevicePref,
     /// Labelled-track counts to train on.
     #[arg(long, value_delimiter = ',', default_value = "500,2000,20000")]
     pub sizes: Vec<usize>,
@@ -66,18 +74,20 @@ fn peak_memory_mib() -> Option<f64> {
 }
 
 /// Tracks and their genre (class index) from the CSV, shuffled.
-fn genre_labelled(path: &PathBuf) -> anyhow::Result<(Vec<LikedTrack>, Vec<usize>, usize)> {
-    let mut rdr =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
-    let headers = rdr.headers()?.clone();
+fn genre_labelled(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<(Vec<LikedTrack>, Vec<usize>, usize)> {
+    let (csv, name) = super::eval::read_data(path)?;
+    let mut rdr = csv::Reader::from_reader(csv.as_slice());
+    let headers = rdr
+        .headers()
+        .with_context(|| format!("reading {name}"))?
+        .clone();
     let (Some(c_id), Some(c_genre)) = (
         headers.iter().position(|h| h == "track_id"),
         headers.iter().position(|h| h == "playlist_genre"),
     ) else {
-        bail!(
-            "{} needs track_id and playlist_genre columns",
-            path.display()
-        );
+        bail!("{name} needs track_id and playlist_genre columns");
     };
     let mut genre_of = std::collections::HashMap::new();
     let mut genres: Vec<String> = Vec::new();
@@ -95,8 +105,8 @@ fn genre_labelled(path: &PathBuf) -> anyhow::Result<(Vec<LikedTrack>, Vec<usize>
         };
         genre_of.entry(id.to_string()).or_insert(class);
     }
-    let file = std::fs::File::open(path)?;
-    let data = super::eval::load_playlists(std::io::BufReader::new(file))?;
+    let data =
+        super::eval::load_playlists(csv.as_slice()).with_context(|| format!("reading {name}"))?;
     let mut pairs: Vec<(LikedTrack, usize)> = data
         .tracks
         .into_iter()
@@ -115,13 +125,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.load {
         return run_load(&args);
     }
-    let (tracks, labels, classes) = genre_labelled(&args.data)?;
+    let (tracks, labels, classes) = genre_labelled(args.data.as_deref())?;
     let ids: Vec<SublistId> = (0..classes as i64).map(SublistId).collect();
     let mut devices = vec![Compute::cpu()];
-    let (gpu, line) = Compute::select(DevicePref::Auto)?;
-    eprintln!("{line}");
-    if gpu.is_gpu() {
-        devices.push(gpu);
+    if args.device != DevicePref::Cpu {
+        // Every training of a device row runs on that device, whatever its size.
+        let (other, line) = Compute::select(args.device, 0)?;
+        eprintln!("{line}");
+        if other.kind() != ComputeKind::Cpu {
+            devices.push(other);
+        }
     }
     println!(
         "threads: {}; {} tracks available, {} classes (playlist genre)",
@@ -132,6 +145,24 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!("| device | what | tracks | seconds | peak memory (MiB) |");
     println!("|---|---|---|---|---|");
     for compute in &devices {
+        // One small training first, unmeasured: a GPU compiles its kernels on first use.
+        let warm = tracks.len().min(50);
+        let warm_sets: Vec<Vec<usize>> = labels[..warm].iter().map(|&c| vec![c]).collect();
+        let warm_up = TrainConfig {
+            max_epochs: 10,
+            ..TrainConfig::default()
+        };
+        if warm > 0 {
+            learn::train(
+                compute,
+                LayerKind::MutualComplete,
+                &ids,
+                &tracks[..warm],
+                &warm_sets,
+                &warm_up,
+                &mut |_| {},
+            )?;
+        }
         let mut model_2000 = None;
         for &n in &args.sizes {
             if n > tracks.len() {
@@ -152,7 +183,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let secs = t.elapsed().as_secs_f64();
             println!(
                 "| {} | train one layer model | {n} | {secs:.3} | {:.0} |",
-                compute.name(),
+                model.metrics().device,
                 peak_memory_mib().unwrap_or(f64::NAN)
             );
             if n == 2000 || model_2000.is_none() {
@@ -160,6 +191,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
         if let Some(model) = model_2000 {
+            // Scored where it trained: the network on this row's device.
+            let model = model.to_compute(compute);
             let m = args.score.min(tracks.len());
             let to_score = &tracks[tracks.len() - m..];
             // One warm-up call, then the measured one.
@@ -168,8 +201,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let preds = model.predict(to_score);
             let secs = t.elapsed().as_secs_f64();
             println!(
-                "| {} | score (model trained on {}) | {} | {secs:.3} | {:.0} |",
-                compute.name(),
+                "| {} | score (model trained on {} here; features on the CPU) | {} | {secs:.3} | {:.0} |",
+                model.scores_on(),
                 model.metrics().labels,
                 preds.len(),
                 peak_memory_mib().unwrap_or(f64::NAN)

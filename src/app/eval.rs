@@ -1,10 +1,11 @@
-//! `sublist eval`: the protocol of `docs/eval.md` (simulated users built from real playlists,
+//! `sublist eval`: the protocol of `eval/README.md` (simulated users built from real playlists,
 //! four layer cases, two feature sets, k sublists, b labels per sublist), one Markdown row per
-//! cell, plus the same budget spent on active questions against random ones.
+//! cell, plus the same budget spent on active questions against random ones. The data set the
+//! protocol names is built in (`eval/spotify_songs.csv.gz`, with its source note beside it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chrono::{TimeZone, Utc};
@@ -22,9 +23,10 @@ use crate::learn::{self, Compute, TrainConfig, TrainedModel};
 /// Arguments of `sublist eval`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// The playlists CSV (columns as in spotify_songs.csv).
-    #[arg(long, default_value = "../shared/data/spotify_songs.csv")]
-    pub data: PathBuf,
+    /// A playlists CSV, plain or gzip (columns as in spotify_songs.csv) [default: the built-in
+    /// spotify_songs.csv]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Simulated users per cell.
     #[arg(long, default_value_t = 60)]
     pub users: usize,
@@ -55,6 +57,40 @@ pub struct EvalArgs {
     /// Override the initial trust in album, artist and neighbour votes (tuning).
     #[arg(long, hide = true, value_delimiter = ',')]
     pub trust: Vec<f32>,
+}
+
+/// The evaluation data set, `spotify_songs.csv` compressed with gzip (source and licence in
+/// `eval/README.md`).
+const SPOTIFY_SONGS_GZ: &[u8] = include_bytes!("eval/spotify_songs.csv.gz");
+
+/// The built-in evaluation data set, unpacked: the CSV text of `spotify_songs.csv`.
+pub fn spotify_songs_csv() -> anyhow::Result<Vec<u8>> {
+    gunzip(SPOTIFY_SONGS_GZ).context("unpacking the built-in spotify_songs.csv")
+}
+
+/// The playlists CSV that `eval` and `bench` read: `path` (plain, or gzip-compressed), or the
+/// built-in data set. Returns its text and a name for messages.
+pub fn read_data(path: Option<&Path>) -> anyhow::Result<(Vec<u8>, String)> {
+    let Some(path) = path else {
+        return Ok((
+            spotify_songs_csv()?,
+            "the built-in spotify_songs.csv".into(),
+        ));
+    };
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).with_context(|| format!("opening {name}"))?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let csv = gunzip(&bytes).with_context(|| format!("unpacking {name} (gzip)"))?;
+        Ok((csv, name))
+    } else {
+        Ok((bytes, name))
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Real playlists: the stand-in for a member's liked songs and their sublists.
@@ -199,7 +235,7 @@ pub struct SimUser {
     pub playlist_names: Vec<String>,
 }
 
-/// Builds one simulated user as `docs/eval.md` says.
+/// Builds one simulated user as `eval/README.md` says.
 pub fn simulate_user(
     data: &Playlists,
     eligible: &[usize],
@@ -374,7 +410,7 @@ pub fn active_vs_random(
     Ok((active_score, random_score))
 }
 
-/// The best baseline mean of each cell in `docs/eval.md` (40 users, seed 0). Measured values
+/// The best baseline mean of each cell in `eval/README.md` (40 users, seed 0). Measured values
 /// (one happens to be close to 1/π).
 #[allow(clippy::approx_constant)]
 pub const BEST_BASELINE: [(&str, &str, usize, usize, f32); 32] = [
@@ -432,17 +468,15 @@ type UserOutcome = (f32, Option<(f32, f32)>);
 
 /// Runs the protocol and prints the table.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let file = std::fs::File::open(&args.data)
-        .with_context(|| format!("opening {}", args.data.display()))?;
-    let data = load_playlists(std::io::BufReader::new(file))
-        .with_context(|| format!("reading {}", args.data.display()))?;
+    let (csv, name) = read_data(args.data.as_deref())?;
+    let data = load_playlists(csv.as_slice()).with_context(|| format!("reading {name}"))?;
+    drop(csv);
     let eligible: Vec<usize> = (0..data.playlists.len())
         .filter(|&p| data.playlists[p].1.len() >= 60)
         .collect();
     if eligible.len() < 8 {
         bail!(
-            "{} has {} playlists with at least 60 tracks; the protocol needs 8",
-            args.data.display(),
+            "{name} has {} playlists with at least 60 tracks; the protocol needs 8",
             eligible.len()
         );
     }
@@ -630,6 +664,48 @@ mod tests {
         assert_eq!(d.playlists[1], ("Rock".to_string(), vec![0, 1]));
         assert_eq!(d.tracks[0].track.artists, vec![(None, "Ed".to_string())]);
         assert!(d.tracks[0].track.album_id.is_none());
+    }
+
+    #[test]
+    fn the_built_in_data_set_is_the_file_its_note_names() {
+        use sha2::Digest;
+        let csv = spotify_songs_csv().unwrap();
+        let sha: String = sha2::Sha256::digest(&csv)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let note = include_str!("eval/README.md");
+        assert!(
+            note.contains(&format!("`{sha}`")),
+            "sha256 {sha} is not in the note"
+        );
+        let data = load_playlists(csv.as_slice()).unwrap();
+        assert_eq!((data.tracks.len(), data.playlists.len()), (28_356, 471));
+        assert!(data.has_audio);
+    }
+
+    #[test]
+    fn data_files_may_be_plain_or_gzip_and_a_missing_one_is_named() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"track_id,playlist_id,playlist_name\n6f807x0ima9a1j3VPbc7VN,p,P\n";
+        let plain = dir.path().join("p.csv");
+        std::fs::write(&plain, text).unwrap();
+        let packed = dir.path().join("p.csv.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(text).unwrap();
+        std::fs::write(&packed, gz.finish().unwrap()).unwrap();
+        for path in [&plain, &packed] {
+            let (csv, name) = read_data(Some(path)).unwrap();
+            assert_eq!(csv, text, "{name}");
+        }
+        let missing = dir.path().join("none.csv");
+        let err = read_data(Some(&missing)).unwrap_err();
+        assert_eq!(err.to_string(), format!("opening {}", missing.display()));
+        let broken = dir.path().join("broken.csv.gz");
+        std::fs::write(&broken, [0x1f, 0x8b, 1, 2, 3]).unwrap();
+        let err = read_data(Some(&broken)).unwrap_err();
+        assert!(err.to_string().starts_with("unpacking"), "{err}");
     }
 
     #[test]

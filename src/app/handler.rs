@@ -7,17 +7,20 @@ use crate::jobs::{Job, JobContext, JobError, JobHandler, JobKind};
 use crate::spotify::SpotifyError;
 
 /// Whether a failed Spotify operation is worth another attempt. A quota pause defers the job
-/// until Spotify's resume time without using up an attempt; nothing pending is lost.
+/// until Spotify's resume time without using up an attempt; nothing pending is lost. What the
+/// member must fix (link again, the allowlist, a playlist) is refused with Spotify's sentence
+/// for them.
 fn job_error(e: SpotifyError) -> JobError {
     match e {
         SpotifyError::Paused { until } => JobError::Deferred {
             until,
             reason: e.to_string(),
         },
-        SpotifyError::Unavailable(_) | SpotifyError::Store(_) | SpotifyError::Protocol(_) => {
-            JobError::Retry(e.to_string())
-        }
-        _ => JobError::Fatal(e.to_string()),
+        SpotifyError::Unavailable(_) | SpotifyError::Protocol(_) => JobError::Retry(e.to_string()),
+        // The sentence hides the cause; the job's error keeps it for the log.
+        SpotifyError::Store(s) => JobError::Retry(format!("database: {s}")),
+        SpotifyError::Api { .. } => JobError::Fatal(e.to_string()),
+        _ => JobError::Refused(e.to_string()),
     }
 }
 
@@ -83,10 +86,12 @@ impl JobHandler for App {
                     Ok(json!({ "posted": posted }))
                 }
                 JobKind::Announce { member, details } => {
-                    if let (Some(n), Some(text)) = (self.notifier(), details.as_str()) {
-                        n.announce(*member, text.to_string())
-                            .await
-                            .map_err(|e| JobError::Retry(format!("{e:#}")))?;
+                    // An announcement that can't be delivered is logged, not retried.
+                    if let (Some(n), Some(text)) = (self.notifier(), details.as_str())
+                        && let Err(e) = n.announce(*member, text.to_string()).await
+                    {
+                        tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not deliver an announcement");
+                        return Ok(json!({ "delivered": false }));
                     }
                     Ok(json!({}))
                 }
@@ -103,22 +108,46 @@ impl JobHandler for App {
     }
 
     async fn on_failed(&self, job: &Job, error: &str) {
-        tracing::warn!(
-            job = job.id.0,
-            kind = job.kind.name(),
-            error,
-            "a job failed for good"
-        );
-        if let Some(n) = self.notifier() {
-            let text = format!(
-                "<@{}>, I couldn't finish {} after {} tries: {error}",
-                job.kind.member().0,
-                describe(&job.kind),
-                job.attempt
+        let member = job.kind.member();
+        let what = describe(&job.kind);
+        let refused = matches!(self.store().job(job.id).await, Ok(Some(row)) if row.refused);
+        let text = if refused {
+            tracing::info!(
+                job = job.id.0,
+                kind = job.kind.name(),
+                error,
+                "a job was refused"
             );
-            if let Err(e) = n.announce(job.kind.member(), text).await {
-                tracing::warn!(error = %e, "could not tell the member about a failed job");
+            format!("<@{}>, I couldn't finish {what}: {error}", member.0)
+        } else {
+            // The member reads a true sentence; the error goes to the log under its incident id.
+            let sentence = crate::discord::log_incident(
+                &anyhow::anyhow!(
+                    "job {} ({}) failed for good: {error}",
+                    job.id.0,
+                    job.kind.name()
+                ),
+                what,
+            );
+            let tries = if job.attempt == 1 { "try" } else { "tries" };
+            format!(
+                "<@{}>, I couldn't finish {what} after {} {tries}. {sentence}",
+                member.0, job.attempt
+            )
+        };
+        if let Some(n) = self.notifier()
+            && let Err(e) = n.announce(member, text).await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "could not tell the member about a failed job");
+        }
+    }
+
+    async fn progress_mark(&self, job: &Job) -> Option<String> {
+        match &job.kind {
+            JobKind::SyncMember { member } | JobKind::SortAndWrite { member, .. } => {
+                self.store().work_mark(*member).await.ok()
             }
+            _ => None,
         }
     }
 }

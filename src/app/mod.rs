@@ -13,13 +13,14 @@ mod sorting;
 
 use std::sync::{Arc, OnceLock};
 
+use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 
 use crate::config::PipelineConfig;
-use crate::discord::{BackendError, Linked, Notifier};
+use crate::discord::{BackendError, LinkToConfirm, Notifier};
 use crate::domain::MemberId;
-use crate::jobs::{DevicePool, Queue};
+use crate::jobs::{CancelToken, DevicePool, Queue};
 use crate::learn::{Compute, StopFlag, TrainConfig};
 use crate::spotify::Spotify;
 use crate::store::Store;
@@ -42,8 +43,13 @@ struct Inner {
     notifier: OnceLock<Notifier>,
     /// How layers are trained, when not the default.
     training: OnceLock<TrainConfig>,
-    /// Members waiting for a link to complete through the web callback.
-    link_waiters: DashMap<MemberId, oneshot::Sender<Result<Linked, BackendError>>>,
+    /// Members waiting for Spotify to send back the account of their `/link`.
+    link_waiters: DashMap<MemberId, oneshot::Sender<Result<LinkToConfirm, BackendError>>>,
+    /// Fires to stop a member's work outside the queue (inline refresh, first sync, import)
+    /// when they are forgotten.
+    inline_work: DashMap<MemberId, CancelToken>,
+    /// When each member last asked for `/refresh` (for `pipeline.refresh_cooldown_secs`).
+    last_refresh: DashMap<MemberId, DateTime<Utc>>,
 }
 
 impl App {
@@ -64,13 +70,18 @@ impl App {
                 notifier: OnceLock::new(),
                 training: OnceLock::new(),
                 link_waiters: DashMap::new(),
+                inline_work: DashMap::new(),
+                last_refresh: DashMap::new(),
             }),
         }
     }
 
-    /// Gives the app the bot's voice, once Discord is connected.
+    /// Gives the app the bot's voice, once Discord is connected; from then on link-expiry
+    /// warnings and quota pauses reach the members they affect.
     pub fn set_notifier(&self, notifier: Notifier) {
-        let _ = self.inner.notifier.set(notifier);
+        if self.inner.notifier.set(notifier.clone()).is_ok() {
+            self.deliver_notices(notifier);
+        }
     }
 
     /// Trains layers with `config` instead of the default (a quick one in simulations).

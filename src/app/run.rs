@@ -25,7 +25,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("opening the database {}", config.store.database.display()))?;
 
-    let (compute, why) = Compute::select(config.learn.device)?;
+    let (compute, why) = Compute::select(config.learn.device, config.learn.gpu_min_labels)?;
     tracing::info!("{why}");
     let workers = config.jobs.device_workers.unwrap_or(1);
     let devices = DevicePool::new(vec![compute; workers])?;

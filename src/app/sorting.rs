@@ -64,16 +64,36 @@ impl SortOutcome {
     }
 }
 
-fn to_indices(label: &Label, classes: &[SublistId]) -> Option<Vec<usize>> {
-    let set = label.sublists();
-    let idx: Vec<usize> = classes
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| set.contains(c))
-        .map(|(i, _)| i)
-        .collect();
-    // A label that only names sublists removed since is not a usable example.
-    (set.is_empty() || !idx.is_empty()).then_some(idx)
+/// A label as class indices for training (empty: the void), or None when it is no usable
+/// example: a set that names none of the layer's sublists (an empty one, or only sublists
+/// removed since), or the void in a complete layer, which has none.
+fn to_indices(label: &Label, classes: &[SublistId], complete: bool) -> Option<Vec<usize>> {
+    match label {
+        Label::Void => (!complete).then(Vec::new),
+        Label::Sublists(set) => {
+            let idx: Vec<usize> = classes
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| set.contains(c))
+                .map(|(i, _)| i)
+                .collect();
+            (!idx.is_empty()).then_some(idx)
+        }
+    }
+}
+
+/// Reads one track's label again into the sort's picture of the layer.
+async fn refresh_label(
+    store: &crate::store::Store,
+    layer: LayerId,
+    track: &TrackId,
+    labels: &mut HashMap<TrackId, LabelledTrack>,
+) -> anyhow::Result<()> {
+    match store.label(layer, track).await? {
+        Some(l) => labels.insert(track.clone(), l),
+        None => labels.remove(track),
+    };
+    Ok(())
 }
 
 impl App {
@@ -118,9 +138,9 @@ impl App {
         let layer = self
             .member_layer(member, layer)
             .await?
-            .ok_or_else(|| JobError::Fatal("That layer no longer exists.".into()))?;
+            .ok_or_else(|| JobError::Refused("That layer no longer exists.".into()))?;
         if layer.sublists.is_empty() {
-            return Err(JobError::Fatal(format!(
+            return Err(JobError::Refused(format!(
                 "The layer “{}” has no sublists yet: add some with /layers add-sublist.",
                 layer.name
             )));
@@ -145,7 +165,7 @@ impl App {
         let mut tracks = Vec::new();
         let mut labels = Vec::new();
         for l in &truth {
-            let Some(idx) = to_indices(&l.label, &classes) else {
+            let Some(idx) = to_indices(&l.label, &classes, layer.rules.complete) else {
                 continue;
             };
             let track = match liked.get(&l.track) {
@@ -168,7 +188,7 @@ impl App {
             labels.push(idx);
         }
         if tracks.len() < 2 {
-            return Err(JobError::Fatal(format!(
+            return Err(JobError::Refused(format!(
                 "The layer “{}” has {} labelled track(s); label a few more (at least 2) before training.",
                 layer.name,
                 tracks.len()
@@ -203,7 +223,6 @@ impl App {
                 &config,
                 &mut report,
             )
-            .map(|m| (m, compute.name().to_string()))
         });
         tokio::pin!(training);
         // A cancel (or the time limit) stops the training between epochs; the job ends only
@@ -215,8 +234,8 @@ impl App {
                 training.await
             }
         };
-        let (model, device) = match finished.map_err(|e| JobError::Retry(e.to_string()))? {
-            Ok(done) => done,
+        let model = match finished.map_err(|e| JobError::Retry(e.to_string()))? {
+            Ok(model) => model,
             Err(learn::LearnError::Stopped) => return Err(JobError::Cancelled),
             Err(e) => return Err(JobError::Fatal(e.to_string())),
         };
@@ -226,6 +245,8 @@ impl App {
         let metrics =
             serde_json::to_value(model.metrics()).map_err(|e| JobError::Fatal(e.to_string()))?;
         let accuracy = model.metrics().held_out_accuracy;
+        // Where it really trained: `auto` sends small trainings to the CPU beside a GPU.
+        let device = model.metrics().device.clone();
         self.store()
             .save_model(&StoredModel {
                 layer: layer.id,
@@ -329,18 +350,26 @@ impl App {
                                 source: LabelSource::Model,
                             },
                         );
+                    } else {
+                        // The member answered while this sort ran: their answer counts.
+                        refresh_label(store, layer.id, id, &mut labels).await?;
                     }
                 }
                 None => {
                     // Unsure (or no model yet): ask, and keep it out of the playlists meanwhile.
+                    // Only the model's label goes: an answer given while this sort ran stays.
                     if labels
                         .get(id)
                         .is_some_and(|l| l.source == LabelSource::Model)
+                        && !store.clear_model_label(layer.id, id).await?
                     {
-                        store.clear_label(layer.id, id).await?;
+                        refresh_label(store, layer.id, id, &mut labels).await?;
+                    } else {
                         labels.remove(id);
                     }
-                    outcome.waiting.push(id.clone());
+                    if labels.get(id).is_none_or(|l| !l.source.is_ground_truth()) {
+                        outcome.waiting.push(id.clone());
+                    }
                 }
             }
         }
@@ -399,9 +428,9 @@ impl App {
         Ok(outcome)
     }
 
-    /// Sorts every layer of the member (or one), writes the playlists, posts prompts for
-    /// what is uncertain, queues retraining where enough new labels arrived, and announces
-    /// what changed.
+    /// Sorts every layer of the member (or one), writes the playlists, closes the prompts that
+    /// are settled and posts prompts for what is uncertain, queues retraining where enough new
+    /// labels arrived, and announces what changed.
     pub(crate) async fn sort_member(
         &self,
         member: MemberId,
@@ -409,17 +438,7 @@ impl App {
         new_tracks: u32,
     ) -> anyhow::Result<SortOutcome> {
         let outcome = self.sort_layers(member, only, new_tracks).await?;
-        if let Some(notifier) = self.notifier() {
-            let waiting = self.prompt_requests_for(member, &outcome).await?;
-            if !waiting.is_empty() {
-                notifier.post_prompts(member, waiting).await?;
-            }
-            if outcome.changed() {
-                notifier
-                    .announce_refresh(member, &outcome.to_summary())
-                    .await?;
-            }
-        }
+        self.tell_member(member, &outcome, true).await;
         Ok(outcome)
     }
 
@@ -478,5 +497,39 @@ impl App {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn only_labels_that_name_a_sublist_of_the_layer_or_its_void_are_examples() {
+        let classes = [SublistId(1), SublistId(2), SublistId(3)];
+        let set = |ids: &[i64]| Label::Sublists(ids.iter().map(|i| SublistId(*i)).collect());
+        assert_eq!(to_indices(&set(&[2]), &classes, true), Some(vec![1]));
+        assert_eq!(
+            to_indices(&set(&[1, 3, 9]), &classes, false),
+            Some(vec![0, 2])
+        );
+        assert_eq!(
+            to_indices(&set(&[9]), &classes, false),
+            None,
+            "only removed sublists"
+        );
+        assert_eq!(
+            to_indices(&Label::Sublists(BTreeSet::new()), &classes, false),
+            None,
+            "an empty set is not the void"
+        );
+        assert_eq!(to_indices(&Label::Void, &classes, false), Some(Vec::new()));
+        assert_eq!(
+            to_indices(&Label::Void, &classes, true),
+            None,
+            "no void in a complete layer"
+        );
     }
 }

@@ -32,9 +32,26 @@ impl BackendError {
 pub struct LinkStart {
     /// Spotify's consent page for this member, with a fresh `state`.
     pub consent_url: String,
-    /// Resolves when the link completes (by the web callback or a pasted address), or with the
-    /// reason it failed. Dropped without a value when the attempt expires.
-    pub completed: oneshot::Receiver<Result<Linked, BackendError>>,
+    /// Resolves when Spotify sent back the account the consent page was used with (by the web
+    /// callback or a pasted address), which then waits for the member's confirmation, or with
+    /// the reason it failed. Dropped without a value when the attempt expires.
+    pub completed: oneshot::Receiver<Result<LinkToConfirm, BackendError>>,
+}
+
+/// A Spotify account someone authorised through the member's `/link`, waiting for the member
+/// to confirm that it is theirs before it is bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkToConfirm {
+    pub display_name: String,
+    /// The Spotify user id (shown with the name: names need not be unique).
+    pub user_id: String,
+}
+
+/// What forgetting a member leaves for the bot to clean up in Discord.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// (channel, message) of every prompt and announcement the bot posted for them.
+    pub messages: Vec<(u64, u64)>,
 }
 
 /// A completed link.
@@ -82,24 +99,49 @@ pub struct PromptRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct JobId(pub i64);
 
-/// A training job that was queued.
+/// Training that was queued: one job per layer.
 #[derive(Debug)]
 pub struct TrainTicket {
+    /// The jobs, one per layer, in the member's layer order.
+    pub jobs: Vec<TrainJob>,
+    /// Each job's progress as (its index in `jobs`, the update), until every job has ended;
+    /// the channel closes after the last.
+    pub progress: mpsc::Receiver<(usize, TrainUpdate)>,
+}
+
+/// One layer's training job in a [`TrainTicket`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainJob {
     pub job: JobId,
+    pub layer_name: String,
     /// 1 = next to run.
     pub position: u32,
-    /// Progress until the job ends; the channel closes after the last update.
-    pub progress: mpsc::Receiver<TrainUpdate>,
 }
 
 /// How a training job moves along.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainUpdate {
-    Queued { position: u32 },
-    Running { epoch: u32, epochs: u32 },
+    Queued {
+        position: u32,
+    },
+    Running {
+        epoch: u32,
+        epochs: u32,
+    },
     Done(TrainResult),
+    /// A sentence for the member.
     Failed(String),
     Cancelled,
+}
+
+impl TrainUpdate {
+    /// Whether the job will not move any more.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            TrainUpdate::Done(_) | TrainUpdate::Failed(_) | TrainUpdate::Cancelled
+        )
+    }
 }
 
 /// What a finished training produced.
@@ -152,7 +194,10 @@ pub enum LinkState {
         /// When the refresh token dies and the member must link again.
         expires_at: DateTime<Utc>,
     },
+    /// Spotify ended the link six months after the member authorised it.
     Expired,
+    /// Spotify refused the link well before that: access was removed on Spotify's side.
+    Revoked,
 }
 
 /// A job of the member's in the queue.
@@ -181,16 +226,22 @@ pub struct MemberStatus {
 pub trait Backend: Send + Sync + 'static {
     /// Starts a link: a consent URL bound to this member, and a way to learn when it completes.
     async fn begin_link(&self, member: MemberId) -> Result<LinkStart, BackendError>;
-    /// Completes a link from the address the member's browser ended on (holds `code`, `state`).
+    /// Completes the consent from the address the member's browser ended on (holds `code`,
+    /// `state`); the account then waits for [`Backend::confirm_link`].
     async fn complete_link(
         &self,
         member: MemberId,
         pasted_url: &str,
-    ) -> Result<Linked, BackendError>;
+    ) -> Result<LinkToConfirm, BackendError>;
+    /// Binds the account waiting for the member's confirmation, and syncs it a first time.
+    async fn confirm_link(&self, member: MemberId) -> Result<Linked, BackendError>;
+    /// Drops the account waiting for the member's confirmation.
+    async fn cancel_link(&self, member: MemberId) -> Result<(), BackendError>;
     /// Drops the member's tokens; layers and labels stay.
     async fn unlink(&self, member: MemberId) -> Result<(), BackendError>;
-    /// Deletes everything of the member's: tokens, labels, models, jobs, prompts.
-    async fn forget_member(&self, member: MemberId) -> Result<(), BackendError>;
+    /// Deletes everything of the member's (tokens, labels, models, jobs, prompts), after
+    /// stopping their work in progress; returns the Discord messages to delete.
+    async fn forget_member(&self, member: MemberId) -> Result<Forgotten, BackendError>;
     /// The playlists the member owns or collaborates on.
     async fn playlists(&self, member: MemberId) -> Result<Vec<PlaylistSummary>, BackendError>;
     /// Adopts a playlist as a new sublist of `layer`, labelling its tracks.
@@ -216,6 +267,18 @@ pub trait Backend: Send + Sync + 'static {
         member: MemberId,
         layer: Option<LayerId>,
     ) -> Result<TrainTicket, BackendError>;
+    /// Follows training jobs queued earlier (a `/train` reply that outlived the bot that sent
+    /// it): each job's updates as (its index in `jobs`, the update), until every job has ended.
+    async fn follow_training(
+        &self,
+        member: MemberId,
+        jobs: &[JobId],
+    ) -> Result<mpsc::Receiver<(usize, TrainUpdate)>, BackendError> {
+        let _ = (member, jobs);
+        Err(BackendError::refused(
+            "I can't follow that training any more: `/status` shows where it stands.",
+        ))
+    }
     /// Cancels the member's queued or running training; returns how many jobs it stopped.
     async fn cancel_training(&self, member: MemberId) -> Result<u32, BackendError>;
     /// Syncs the motherlist and re-sorts the sublists now.

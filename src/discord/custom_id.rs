@@ -36,6 +36,8 @@ pub enum CustomId {
     LinkModal,
     /// The answer to `/forget-me`'s question.
     Forget { member: MemberId, confirm: bool },
+    /// The member's answer to "link this Spotify account?" after the consent page.
+    LinkConfirm { member: MemberId, confirm: bool },
 }
 
 impl CustomId {
@@ -52,6 +54,13 @@ impl CustomId {
             CustomId::Forget { member, confirm } => {
                 format!(
                     "{VERSION}:forget:{}:{}",
+                    member.0,
+                    if *confirm { "yes" } else { "no" }
+                )
+            }
+            CustomId::LinkConfirm { member, confirm } => {
+                format!(
+                    "{VERSION}:link:confirm:{}:{}",
                     member.0,
                     if *confirm { "yes" } else { "no" }
                 )
@@ -87,11 +96,11 @@ impl CustomId {
             ("link", Some("modal"), None, None) => CustomId::LinkModal,
             ("forget", Some(member), Some(answer), None) => CustomId::Forget {
                 member: MemberId(member.parse().ok()?),
-                confirm: match answer {
-                    "yes" => true,
-                    "no" => false,
-                    _ => return None,
-                },
+                confirm: yes_no(answer)?,
+            },
+            ("link", Some("confirm"), Some(member), Some(answer)) => CustomId::LinkConfirm {
+                member: MemberId(member.parse().ok()?),
+                confirm: yes_no(answer)?,
             },
             _ => return None,
         };
@@ -99,6 +108,14 @@ impl CustomId {
             return None;
         }
         Some(parsed)
+    }
+}
+
+fn yes_no(s: &str) -> Option<bool> {
+    match s {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -139,6 +156,14 @@ mod tests {
                 confirm: true,
             },
             CustomId::Forget {
+                member: MemberId(1),
+                confirm: false,
+            },
+            CustomId::LinkConfirm {
+                member: MemberId(u64::MAX),
+                confirm: true,
+            },
+            CustomId::LinkConfirm {
                 member: MemberId(1),
                 confirm: false,
             },
@@ -192,6 +217,9 @@ mod tests {
             "v1:link:paste:again",
             "v1:forget:1:maybe",
             "v1:forget:-1:yes",
+            "v1:link:confirm:1",
+            "v1:link:confirm:1:maybe",
+            "v1:link:confirm:1:yes:2",
             "v1:nope",
             "some-other-bot",
         ] {

@@ -172,6 +172,39 @@ pub async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
     }
 }
 
+/// Ends an interaction that was already acknowledged (deferred): edits the original response,
+/// and when Discord refuses the edit, sends the same text as a private follow-up. Never a
+/// second callback, which Discord refuses ("already acknowledged", 40060) and which would
+/// leave the member looking at "thinking…". Failures are logged, not returned.
+pub async fn finish_deferred(
+    http: &serenity::Http,
+    token: &str,
+    text: &str,
+    components: Vec<serenity::CreateActionRow>,
+) {
+    let text = super::render::truncate(text, super::render::MESSAGE_MAX);
+    let edit = serenity::EditInteractionResponse::new()
+        .content(text.clone())
+        .components(components.clone());
+    let Err(e) = http
+        .edit_original_interaction_response(token, &edit, Vec::new())
+        .await
+    else {
+        return;
+    };
+    tracing::warn!(error = %e, "could not edit a deferred answer; sending it as a follow-up");
+    let follow = serenity::CreateInteractionResponseFollowup::new()
+        .ephemeral(true)
+        .content(text)
+        .components(components);
+    if let Err(e) = http
+        .create_followup_message(token, &follow, Vec::new())
+        .await
+    {
+        tracing::warn!(error = %e, "could not send the follow-up either");
+    }
+}
+
 /// Answers a component or modal interaction privately (used outside commands).
 pub async fn answer_private(
     http: &serenity::Http,

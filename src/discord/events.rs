@@ -11,7 +11,7 @@ use serenity::{
 };
 
 use super::custom_id::{CustomId, PromptAction};
-use super::error::{answer_private, describe};
+use super::error::{answer_private, describe, finish_deferred};
 use super::prompts::Answer;
 use super::render::{self, ReactionMeaning};
 use super::{Data, Error};
@@ -68,11 +68,21 @@ async fn on_reaction(fw: Fw<'_>, r: &Reaction, added: bool) -> Result<(), Error>
     };
     let http = &fw.serenity_context.http;
     if prompt.member.0 != user.get() {
-        if added {
-            // Not theirs to answer; their reaction would read as an answer to everyone else.
-            if let Err(e) = r.delete(http).await {
-                tracing::debug!(error = %e, "could not remove someone else's reaction");
-            }
+        // Not theirs to answer: it never counts, but it would read as an answer to everyone
+        // else, so it is removed. That takes Manage Messages in the channel (the README's
+        // invite and /setup ask for it). Only a server channel can hold someone else's
+        // reaction: a DM has no one else in it.
+        if added
+            && r.guild_id.is_some()
+            && let Err(e) = r.delete(http).await
+        {
+            tracing::debug!(
+                channel = r.channel_id.get(),
+                message = r.message_id.get(),
+                error = %e,
+                "could not remove another member's reaction from a prompt (the bot needs \
+                 Manage Messages in that channel); it is ignored either way"
+            );
         }
         return Ok(());
     }
@@ -160,21 +170,81 @@ async fn on_component(fw: Fw<'_>, c: &ComponentInteraction) -> Result<(), Error>
                 c.create_response(http, not_for_you()).await?;
                 return Ok(());
             }
-            let text = if confirm {
-                data.backend.forget_member(member).await?;
-                "Done: your tokens, labels, models, queued jobs and prompts are deleted. \
-                 The playlists on Spotify stay, but sublist no longer maintains them."
-            } else {
-                "Nothing was deleted."
-            };
-            let update = CreateInteractionResponseMessage::new()
-                .content(text)
-                .components(Vec::new());
-            c.create_response(http, CreateInteractionResponse::UpdateMessage(update))
+            if !confirm {
+                c.create_response(http, update_text("Nothing was deleted."))
+                    .await?;
+                return Ok(());
+            }
+            // Work in progress for the member stops first, which can take a moment: answer
+            // within Discord's 3 s, then edit the message.
+            c.create_response(http, CreateInteractionResponse::Acknowledge)
                 .await?;
+            let text = match data.backend.forget_member(member).await {
+                Ok(forgotten) => {
+                    delete_messages(http, &forgotten.messages).await;
+                    FORGOTTEN.to_string()
+                }
+                Err(e) => describe(&e.into(), "forget-me"),
+            };
+            finish_deferred(http, &c.token, &text, Vec::new()).await;
+        }
+        CustomId::LinkConfirm { member, confirm } => {
+            if member != clicker {
+                c.create_response(http, not_for_you()).await?;
+                return Ok(());
+            }
+            if !confirm {
+                let text = match data.backend.cancel_link(member).await {
+                    Ok(()) => "Nothing was linked. Use `/link` again, and open the consent page \
+                               yourself, logged in to your own Spotify account."
+                        .to_string(),
+                    Err(e) => describe(&e.into(), "link"),
+                };
+                c.create_response(http, update_text(&text)).await?;
+                return Ok(());
+            }
+            // The first sync of the account follows: answer within 3 s, then edit.
+            c.create_response(http, CreateInteractionResponse::Acknowledge)
+                .await?;
+            let text = match data.backend.confirm_link(member).await {
+                Ok(linked) => super::commands::linked_text(&linked),
+                Err(e) => describe(&e.into(), "link"),
+            };
+            finish_deferred(http, &c.token, &text, Vec::new()).await;
         }
     }
     Ok(())
+}
+
+/// What `/forget-me` says once it is done.
+const FORGOTTEN: &str = "Done: your tokens, labels, models, jobs, prompts and announcements are \
+    deleted, and work in progress for you has stopped. The playlists on Spotify stay, but \
+    sublist no longer maintains them. To remove sublist's access to your Spotify account too, \
+    open https://www.spotify.com/account/apps/ and choose *Remove access* next to this app.";
+
+/// Replaces the message a component is on with a sentence and no components.
+fn update_text(text: &str) -> CreateInteractionResponse {
+    CreateInteractionResponse::UpdateMessage(
+        CreateInteractionResponseMessage::new()
+            .content(render::truncate(text, render::MESSAGE_MAX))
+            .components(Vec::new()),
+    )
+}
+
+/// Deletes the bot's messages for a forgotten member; one that is already gone is fine.
+async fn delete_messages(http: &serenity::Http, messages: &[(u64, u64)]) {
+    for &(channel, message) in messages {
+        if let Err(e) = http
+            .delete_message(
+                serenity::ChannelId::new(channel),
+                serenity::MessageId::new(message),
+                None,
+            )
+            .await
+        {
+            tracing::info!(channel, message, error = %e, "could not delete a forgotten member's message");
+        }
+    }
 }
 
 /// The label a select menu's values name: sublist ids; none at all is the void.
@@ -211,19 +281,19 @@ async fn on_modal(fw: Fw<'_>, m: &ModalInteraction) -> Result<(), Error> {
             _ => None,
         })
         .unwrap_or_default();
-    // Spotify's token exchange can take a moment: answer within 3 s, then edit.
+    // Spotify's token exchange can take a moment: answer within 3 s, then edit. From here on
+    // the interaction is acknowledged, so nothing may end in a second callback.
     m.defer_ephemeral(http).await?;
     let member = MemberId(m.user.id.get());
-    let text = match fw
+    let (text, components) = match fw
         .user_data
         .backend
         .complete_link(member, pasted.trim())
         .await
     {
-        Ok(linked) => super::commands::linked_text(&linked),
-        Err(e) => describe(&e.into(), "link"),
+        Ok(pending) => super::commands::confirm_link_question(member, &pending),
+        Err(e) => (describe(&e.into(), "link"), Vec::new()),
     };
-    m.edit_response(http, serenity::EditInteractionResponse::new().content(text))
-        .await?;
+    finish_deferred(http, &m.token, &text, components).await;
     Ok(())
 }

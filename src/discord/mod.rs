@@ -20,11 +20,11 @@ use poise::serenity_prelude as serenity;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use backend::{
-    Backend, BackendError, Guess, Imported, JobId, LayerRefresh, LinkStart, LinkState, Linked,
-    MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary, TrainResult,
-    TrainTicket, TrainUpdate, async_trait,
+    Backend, BackendError, Forgotten, Guess, Imported, JobId, LayerRefresh, LinkStart, LinkState,
+    LinkToConfirm, Linked, MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary,
+    TrainJob, TrainResult, TrainTicket, TrainUpdate, async_trait,
 };
-pub use error::{UserError, incident_id};
+pub use error::{UserError, incident_id, log_incident};
 pub use notify::{DIGEST_AFTER, Notifier, PostOutcome};
 
 use crate::store::Store;
@@ -173,6 +173,11 @@ pub async fn start(
                     };
                     tracing::info!(commands = registered.len(), "registered the slash commands");
                 }
+                tokio::spawn(commands::resume_train_replies(
+                    ctx.http.clone(),
+                    setup_store.clone(),
+                    backend.clone(),
+                ));
                 Ok(Data {
                     notifier: Notifier::new(ctx.http.clone(), setup_store.clone(), setup_dms),
                     store: setup_store,

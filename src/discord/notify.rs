@@ -12,11 +12,18 @@ use super::backend::{PromptRequest, RefreshSummary};
 use super::custom_id::PromptId;
 use super::prompts::{self, DmChannels, Purpose};
 use super::render;
-use crate::domain::MemberId;
+use crate::domain::{LayerId, MemberId, TrackId};
 use crate::store::Store;
 
 /// When this many prompts or more arrive at once, the ones past the first few become a digest.
 pub const DIGEST_AFTER: usize = 3;
+
+/// A member gets at most one digest in this many hours, and only when new tracks wait.
+pub const DIGEST_EVERY_HOURS: i64 = 24;
+
+/// A prompt recorded but not posted within this long was lost (the process stopped between
+/// the two): it is forgotten, so that it no longer takes up the member's budget.
+const UNPOSTED_AFTER_MINUTES: i64 = 5;
 
 /// What [`Notifier::post_prompts`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,15 +50,16 @@ impl Notifier {
         Notifier { http, store, dms }
     }
 
-    /// Posts prompts for newly liked tracks, within the member's budget of open prompts; when
-    /// many arrive at once, posts the first [`DIGEST_AFTER`] and one digest for the rest.
+    /// Posts prompts for tracks that wait for an answer, within the member's budget of open
+    /// prompts; when many wait, posts the first [`DIGEST_AFTER`] and, at most once a day and
+    /// only when new tracks wait since the last one, a digest for the rest.
     pub async fn post_prompts(
         &self,
         member: MemberId,
         requests: Vec<PromptRequest>,
     ) -> Result<PostOutcome, Error> {
         let settings = prompts::member_settings(&self.store, member).await?;
-        let open = self.store.open_prompt_count(member).await? as usize;
+        let open = self.open_prompts(member).await? as usize;
         let room = (settings.prompt_budget as usize).saturating_sub(open);
         let limit = if requests.len() > DIGEST_AFTER {
             room.min(DIGEST_AFTER)
@@ -68,7 +76,23 @@ impl Notifier {
         requests: Vec<PromptRequest>,
         limit: usize,
     ) -> Result<PostOutcome, Error> {
+        self.open_prompts(member).await?;
         self.post_at_most(member, requests, limit, false).await
+    }
+
+    /// How many of the member's prompts wait for an answer, after forgetting the ones a
+    /// stopped process recorded and never posted.
+    async fn open_prompts(&self, member: MemberId) -> Result<u32, Error> {
+        let before = self.store.now() - chrono::Duration::minutes(UNPOSTED_AFTER_MINUTES);
+        let lost = self.store.reclaim_unposted_prompts(member, before).await?;
+        if lost > 0 {
+            tracing::info!(
+                member = member.0,
+                lost,
+                "forgot prompts that were never posted"
+            );
+        }
+        Ok(self.store.open_prompt_count(member).await?)
     }
 
     async fn post_at_most(
@@ -79,9 +103,10 @@ impl Notifier {
         digest: bool,
     ) -> Result<PostOutcome, Error> {
         let mut out = PostOutcome::default();
+        let mut held: Vec<(LayerId, TrackId)> = Vec::new();
         for req in requests.into_iter().filter(|r| r.member == member) {
             if out.posted.len() >= limit {
-                out.held_back += 1;
+                held.push((req.layer, req.track.id.clone()));
                 continue;
             }
             match prompts::post(&self.http, &self.store, &self.dms, &req).await? {
@@ -89,7 +114,8 @@ impl Notifier {
                 None => out.already_asked += 1,
             }
         }
-        if digest && out.held_back > 0 {
+        out.held_back = held.len();
+        if digest && !held.is_empty() && self.digest_due(member, &held).await? {
             let text = render::digest(member, out.posted.len(), out.held_back);
             prompts::send_to_member(
                 &self.http,
@@ -100,8 +126,38 @@ impl Notifier {
                 CreateMessage::new().content(text),
             )
             .await?;
+            self.store
+                .record_digest(member, self.store.now(), &held)
+                .await?;
         }
         Ok(out)
+    }
+
+    /// Whether a digest about `held` may go out now: none in the last day, and some track in it
+    /// was not counted by the last one.
+    async fn digest_due(
+        &self,
+        member: MemberId,
+        held: &[(LayerId, TrackId)],
+    ) -> Result<bool, Error> {
+        let Some((sent_at, counted)) = self.store.last_digest(member).await? else {
+            return Ok(true);
+        };
+        let day_passed = self.store.now() - sent_at >= chrono::Duration::hours(DIGEST_EVERY_HOURS);
+        Ok(day_passed && held.iter().any(|k| !counted.contains(k)))
+    }
+
+    /// Closes the member's prompts whose question is settled (the track left the motherlist,
+    /// was answered another way, or was sorted with confidence) and shows each message as
+    /// closed. Returns how many closed; a message that can't be edited is logged.
+    pub async fn close_settled_prompts(&self, member: MemberId) -> Result<usize, Error> {
+        let closed = self.store.close_settled_prompts(member).await?;
+        for (prompt, reason) in &closed {
+            if let Err(e) = prompts::show_closed(&self.http, &self.store, prompt, *reason).await {
+                tracing::info!(prompt = prompt.id.0, error = %format!("{e:#}"), "could not show a prompt as closed");
+            }
+        }
+        Ok(closed.len())
     }
 
     /// Announces a refresh of the member's sublists (in the server's announcement channel, or

@@ -15,21 +15,18 @@ use super::backend::{Guess, PromptRequest};
 use super::error::user_error;
 use super::render::{self, PromptShown, PromptView};
 use crate::domain::{Label, LabelSource, Layer, MemberId, SublistId, Track};
-use crate::store::{MemberSettings, Prompt, PromptId, PromptState, Store};
+use crate::store::{CloseReason, MemberSettings, Prompt, PromptId, PromptState, Store};
 
-/// The member's settings, recording the member first if they are new.
+/// The member's settings. A member is recorded only by their own commands, so that work
+/// still running for a forgotten member cannot bring them back: for one, this is an error.
 pub(crate) async fn member_settings(
     store: &Store,
     member: MemberId,
 ) -> Result<MemberSettings, Error> {
-    if let Some(s) = store.member_settings(member).await? {
-        return Ok(s);
-    }
-    store.ensure_member(member).await?;
     store
         .member_settings(member)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("member {member} vanished while being recorded"))
+        .ok_or_else(|| anyhow::anyhow!("member {member} is not known (or was forgotten)"))
 }
 
 /// DM channel ids by member, so a DM is opened once per process (opening one is a REST call).
@@ -42,42 +39,103 @@ pub(crate) enum Purpose {
     Announcement,
 }
 
-/// The channel a member's prompts or announcements go to: the server channel set with
-/// `/setup` (prompts only when the member chose "channel"), else a DM.
-pub(crate) async fn destination(
-    http: &Http,
-    store: &Store,
-    dms: &DmChannels,
-    member: MemberId,
-    purpose: Purpose,
-) -> Result<(ChannelId, bool), Error> {
+/// A place a member's message can go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Channel(ChannelId),
+    Dm,
+}
+
+/// Where a member's prompts or announcements go, best first. Prompts: a DM, or the server's
+/// prompt channel set with `/setup` when the member chose "channel"; announcements: the
+/// server's announcement channel, else a DM. The other places follow, for when the first
+/// refuses (closed DMs, a channel deleted or closed to the bot).
+async fn places(store: &Store, member: MemberId, purpose: Purpose) -> Result<Vec<Place>, Error> {
     let settings = member_settings(store, member).await?;
     let guild = match settings.guild_id {
         Some(g) => Some(store.guild_settings(g).await?),
         None => None,
     };
-    let channel = match purpose {
-        Purpose::Prompt if settings.prompts_in_dm => None,
-        Purpose::Prompt => guild
-            .as_ref()
-            .and_then(|g| g.prompt_channel.or(g.announce_channel)),
-        Purpose::Announcement => guild.as_ref().and_then(|g| g.announce_channel),
+    let prompt_channel = guild
+        .as_ref()
+        .and_then(|g| g.prompt_channel.or(g.announce_channel))
+        .map(|c| Place::Channel(ChannelId::new(c)));
+    let announce_channel = guild
+        .as_ref()
+        .and_then(|g| g.announce_channel)
+        .map(|c| Place::Channel(ChannelId::new(c)));
+    let order = match purpose {
+        Purpose::Prompt if settings.prompts_in_dm => [Some(Place::Dm), prompt_channel, None],
+        Purpose::Prompt => [prompt_channel, Some(Place::Dm), None],
+        Purpose::Announcement => [announce_channel, Some(Place::Dm), prompt_channel],
     };
-    match channel {
-        Some(c) => Ok((ChannelId::new(c), false)),
-        None => {
-            if let Some(known) = dms.get(&member.0) {
-                return Ok((*known, true));
-            }
-            let dm = UserId::new(member.0).create_dm_channel(http).await?;
-            dms.insert(member.0, dm.id);
-            Ok((dm.id, true))
+    let mut out = Vec::new();
+    for place in order.into_iter().flatten() {
+        if !out.contains(&place) {
+            out.push(place);
         }
     }
+    Ok(out)
 }
 
-/// Sends `content` (and builders) to the member's place for `purpose`, mentioning them in a
-/// server channel.
+/// Whether Discord refused a message because of where it was going (DMs closed, no permission
+/// in the channel, the channel or the user gone): another place may take it.
+fn refused_there(e: &serenity::Error) -> bool {
+    let serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(response)) = e else {
+        return false;
+    };
+    matches!(response.error.code, 10003 | 10013 | 50001 | 50007 | 50013)
+}
+
+async fn dm_channel(
+    http: &Http,
+    dms: &DmChannels,
+    member: MemberId,
+) -> serenity::Result<ChannelId> {
+    if let Some(known) = dms.get(&member.0) {
+        return Ok(*known);
+    }
+    let dm = UserId::new(member.0).create_dm_channel(http).await?;
+    dms.insert(member.0, dm.id);
+    Ok(dm.id)
+}
+
+/// Sends the message `build` makes (told whether it goes to a DM) to the first of the member's
+/// places that takes it. When none does, the first place's refusal is returned.
+pub(crate) async fn deliver(
+    http: &Http,
+    store: &Store,
+    dms: &DmChannels,
+    member: MemberId,
+    purpose: Purpose,
+    build: impl Fn(bool) -> CreateMessage,
+) -> Result<serenity::Message, Error> {
+    let mut first_refusal: Option<serenity::Error> = None;
+    for place in places(store, member, purpose).await? {
+        let sent = match place {
+            Place::Channel(channel) => channel.send_message(http, build(false)).await,
+            Place::Dm => match dm_channel(http, dms, member).await {
+                Ok(channel) => channel.send_message(http, build(true)).await,
+                Err(e) => Err(e),
+            },
+        };
+        match sent {
+            Ok(message) => return Ok(message),
+            Err(e) if refused_there(&e) => {
+                tracing::info!(member = member.0, ?place, error = %e, "a message could not go there; trying the next place");
+                first_refusal.get_or_insert(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(match first_refusal {
+        Some(e) => e.into(),
+        None => anyhow::anyhow!("member {member} has no place to send messages to"),
+    })
+}
+
+/// Sends `message` to the member's place for `purpose` (or the next one that takes it),
+/// mentioning them.
 pub(crate) async fn send_to_member(
     http: &Http,
     store: &Store,
@@ -86,10 +144,20 @@ pub(crate) async fn send_to_member(
     purpose: Purpose,
     message: CreateMessage,
 ) -> Result<serenity::Message, Error> {
-    let (channel, _) = destination(http, store, dms, member, purpose).await?;
     let message =
         message.allowed_mentions(CreateAllowedMentions::new().users([UserId::new(member.0)]));
-    Ok(channel.send_message(http, message).await?)
+    let sent = deliver(http, store, dms, member, purpose, |_| message.clone()).await?;
+    // Recorded so that forgetting the member deletes it; forgotten meanwhile, it goes now.
+    if !store
+        .record_member_message(member, sent.channel_id.get(), sent.id.get(), store.now())
+        .await?
+    {
+        sent.channel_id.delete_message(http, sent.id).await?;
+        return Err(anyhow::anyhow!(
+            "member {member} was forgotten while a message was sent"
+        ));
+    }
+    Ok(sent)
 }
 
 /// The layer a prompt belongs to, checked against its member.
@@ -140,27 +208,25 @@ pub(crate) async fn post(
         current: None,
         shown: PromptShown::Open,
     };
-    let (channel, is_dm) = match destination(http, store, dms, req.member, Purpose::Prompt).await {
-        Ok(d) => d,
+    let build = |is_dm: bool| {
+        let message = CreateMessage::new()
+            .embed(render::prompt_embed(&view))
+            .components(render::prompt_components(&view))
+            .allowed_mentions(CreateAllowedMentions::new().users([UserId::new(req.member.0)]));
+        if is_dm {
+            message
+        } else {
+            message.content(format!("<@{}>, where does this one go?", req.member.0))
+        }
+    };
+    let sent = match deliver(http, store, dms, req.member, Purpose::Prompt, build).await {
+        Ok(m) => m,
         Err(e) => {
             store.delete_prompt(id).await?;
             return Err(e);
         }
     };
-    let mut message = CreateMessage::new()
-        .embed(render::prompt_embed(&view))
-        .components(render::prompt_components(&view))
-        .allowed_mentions(CreateAllowedMentions::new().users([UserId::new(req.member.0)]));
-    if !is_dm {
-        message = message.content(format!("<@{}>, where does this one go?", req.member.0));
-    }
-    let sent = match channel.send_message(http, message).await {
-        Ok(m) => m,
-        Err(e) => {
-            store.delete_prompt(id).await?;
-            return Err(e.into());
-        }
-    };
+    let channel = sent.channel_id;
     store
         .set_prompt_posted(id, channel.get(), sent.id.get())
         .await?;
@@ -171,6 +237,46 @@ pub(crate) async fn post(
         }
     }
     Ok(Some(id))
+}
+
+/// Shows a closed prompt's message as closed, and why: its buttons go.
+pub(crate) async fn show_closed(
+    http: &Http,
+    store: &Store,
+    prompt: &Prompt,
+    reason: CloseReason,
+) -> Result<(), Error> {
+    let (Some(channel), Some(message)) = (prompt.channel_id, prompt.message_id) else {
+        return Ok(());
+    };
+    let Some(layer) = store.layer(prompt.layer).await? else {
+        return Ok(());
+    };
+    let track = store
+        .track(&prompt.track)
+        .await?
+        .unwrap_or_else(|| Track::bare(prompt.track.clone(), prompt.track.to_string()));
+    let current = store.label(layer.id, &prompt.track).await?.map(|l| l.label);
+    let guess = guess_of(prompt);
+    let view = PromptView {
+        id: prompt.id,
+        member: prompt.member,
+        layer: &layer,
+        track: &track,
+        guess: guess.as_ref(),
+        current: current.as_ref(),
+        shown: PromptShown::Closed(Some(reason)),
+    };
+    ChannelId::new(channel)
+        .edit_message(
+            http,
+            MessageId::new(message),
+            EditMessage::new()
+                .embed(render::prompt_embed(&view))
+                .components(render::prompt_components(&view)),
+        )
+        .await?;
+    Ok(())
 }
 
 /// What a member did on a prompt.
@@ -205,6 +311,7 @@ impl Answered {
             shown: match self.prompt.state {
                 PromptState::Answered => PromptShown::Answered,
                 PromptState::Skipped => PromptShown::Skipped,
+                PromptState::Closed => PromptShown::Closed(None),
                 _ => PromptShown::Open,
             },
         }
@@ -333,7 +440,10 @@ pub(crate) async fn answer(
         }
         None => {
             store.clear_label(layer.id, &prompt.track).await?;
-            store.set_prompt_state(prompt.id, PromptState::Open).await?;
+            // A closed prompt stays closed: taking back an answer does not ask again.
+            if prompt.state != PromptState::Closed {
+                store.set_prompt_state(prompt.id, PromptState::Open).await?;
+            }
         }
     }
     let prompt = store.prompt(prompt.id).await?.unwrap_or(prompt);

@@ -11,6 +11,7 @@ use serenity::{
 use super::backend::{Guess, RefreshSummary};
 use super::custom_id::{CustomId, PromptAction, PromptId};
 use crate::domain::{Emoji, Label, Layer, MemberId, Sublist, Track, VOID_EMOJI};
+use crate::store::CloseReason;
 
 /// Discord's limits that rendering must respect.
 pub const EMBED_TITLE_MAX: usize = 256;
@@ -26,6 +27,8 @@ pub enum PromptShown {
     Open,
     Answered,
     Skipped,
+    /// No longer asked, and why when known: the message keeps the track and loses its buttons.
+    Closed(Option<CloseReason>),
 }
 
 /// Everything a prompt message shows.
@@ -143,9 +146,25 @@ pub fn prompt_embed(v: &PromptView<'_>) -> CreateEmbed {
         None => "no model yet: your answers will train one".to_string(),
     };
     let answer = match (v.shown, v.current) {
+        (PromptShown::Closed(Some(CloseReason::Unliked)), _) => {
+            "no longer asked: the track left your motherlist".to_string()
+        }
+        (PromptShown::Closed(Some(CloseReason::Sorted)), Some(label)) => format!(
+            "{}, placed by the model now that it is sure; no answer needed",
+            label_text(v.layer, label)
+        ),
+        (PromptShown::Closed(Some(CloseReason::Answered)), Some(label)) => format!(
+            "{}, answered another way (a playlist edit or an import)",
+            label_text(v.layer, label)
+        ),
+        (PromptShown::Closed(_), None) => "no longer asked".to_string(),
         (_, Some(label)) => label_text(v.layer, label),
-        (PromptShown::Skipped, None) => "skipped: it will come back later".to_string(),
+        (PromptShown::Skipped, None) => "skipped: `/label` asks about it again".to_string(),
         _ => "not answered yet".to_string(),
+    };
+    let footer = match v.shown {
+        PromptShown::Closed(_) => "This question is closed.",
+        _ => "React with an emoji or use the buttons. Only the member this is for can answer.",
     };
     let mut embed = CreateEmbed::new()
         .title(truncate(&t.name, EMBED_TITLE_MAX))
@@ -160,9 +179,7 @@ pub fn prompt_embed(v: &PromptView<'_>) -> CreateEmbed {
         )
         .field("Model's guess", truncate(&guess, EMBED_FIELD_MAX), true)
         .field("Your answer", truncate(&answer, EMBED_FIELD_MAX), true)
-        .footer(CreateEmbedFooter::new(
-            "React with an emoji or use the buttons. Only the member this is for can answer.",
-        ));
+        .footer(CreateEmbedFooter::new(footer));
     if !description.is_empty() {
         embed = embed.description(truncate(&description, 4096));
     }
@@ -176,8 +193,12 @@ fn prompt_button(id: PromptId, action: PromptAction) -> CreateButton {
     CreateButton::new(CustomId::Prompt { prompt: id, action }.encode())
 }
 
-/// Buttons (mutual layers) or a multi-select menu (non-mutual ones), then Void and Skip.
+/// Buttons (mutual layers) or a multi-select menu (non-mutual ones), then Void and Skip; none
+/// once the prompt is closed.
 pub fn prompt_components(v: &PromptView<'_>) -> Vec<CreateActionRow> {
+    if matches!(v.shown, PromptShown::Closed(_)) {
+        return Vec::new();
+    }
     let layer = v.layer;
     let chosen = |s: &Sublist| v.current.is_some_and(|l| l.contains(s.id));
     let mut rows = Vec::new();
@@ -425,6 +446,27 @@ mod tests {
         let void = Label::Void;
         v.current = Some(&void);
         assert_eq!(json(&prompt_embed(&v))["fields"][2]["value"], "🕳️ the void");
+    }
+
+    #[test]
+    fn a_closed_prompt_says_why_and_has_no_buttons() {
+        let l = layer(true, false, 2);
+        let t = track();
+        let placed = Label::one(SublistId(11));
+        let mut v = view(&l, &t, Some(&placed));
+        v.shown = PromptShown::Closed(Some(CloseReason::Sorted));
+        assert!(prompt_components(&v).is_empty());
+        let e = json(&prompt_embed(&v));
+        assert_eq!(
+            e["fields"][2]["value"],
+            "🎹 List 1, placed by the model now that it is sure; no answer needed"
+        );
+        assert_eq!(e["footer"]["text"], "This question is closed.");
+        v.shown = PromptShown::Closed(Some(CloseReason::Unliked));
+        assert_eq!(
+            json(&prompt_embed(&v))["fields"][2]["value"],
+            "no longer asked: the track left your motherlist"
+        );
     }
 
     #[test]

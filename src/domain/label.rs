@@ -89,6 +89,21 @@ impl Label {
         }
         Label::from_set(set)
     }
+
+    /// The label a track gets when the member adopts a playlist holding it as the playlist of
+    /// `sublist`. The import is the member's latest word, so the track stays in that
+    /// playlist: a model's guess (or no label) gives way to the sublist; a person's label
+    /// gains it, or, in a mutual layer where a track has one sublist, is replaced by it.
+    pub fn adopted(current: Option<&LabelledTrack>, layer: &Layer, sublist: SublistId) -> Label {
+        match current {
+            Some(l) if l.source.is_ground_truth() && !layer.rules.mutual => {
+                let mut set = l.label.sublists();
+                set.insert(sublist);
+                Label::Sublists(set)
+            }
+            _ => Label::one(sublist),
+        }
+    }
 }
 
 /// Who decided a label.
@@ -195,6 +210,36 @@ mod tests {
         let l = set(&[1]).toggled(&multi, SublistId(2), true);
         assert_eq!(l, set(&[1, 2]));
         assert_eq!(l.toggled(&multi, SublistId(1), false), set(&[2]));
+    }
+
+    #[test]
+    fn adopting_outranks_the_model_and_keeps_the_track_in_the_playlist() {
+        let labelled = |label: Label, source: LabelSource| LabelledTrack {
+            track: TrackId::parse("0000000000000000000001").unwrap(),
+            label,
+            source,
+        };
+        let (mutual, multi) = (layer(true, false, 3), layer(false, false, 3));
+        let s = SublistId(1);
+        for l in [&mutual, &multi] {
+            assert_eq!(Label::adopted(None, l, s), set(&[1]));
+            let guess = labelled(set(&[2]), LabelSource::Model);
+            assert_eq!(
+                Label::adopted(Some(&guess), l, s),
+                set(&[1]),
+                "a guess gives way"
+            );
+            let void = labelled(Label::Void, LabelSource::Member);
+            assert_eq!(Label::adopted(Some(&void), l, s), set(&[1]));
+        }
+        let answer = labelled(set(&[2]), LabelSource::Member);
+        assert_eq!(Label::adopted(Some(&answer), &mutual, s), set(&[1]));
+        assert_eq!(Label::adopted(Some(&answer), &multi, s), set(&[1, 2]));
+        assert!(
+            Label::adopted(Some(&answer), &multi, s)
+                .validate(&multi)
+                .is_ok()
+        );
     }
 
     #[test]

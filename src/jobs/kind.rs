@@ -52,6 +52,12 @@ impl Lane {
             ],
         }
     }
+
+    /// Whether a member runs at most one job of this lane at a time. Network jobs all take the
+    /// member's lock on Spotify, so a second one would only hold a slot while it waits.
+    pub fn one_per_member(self) -> bool {
+        matches!(self, Lane::Network)
+    }
 }
 
 /// How urgent a request is. Within the queue, manual requests run before automatic ones.
@@ -110,6 +116,14 @@ impl JobKind {
             JobKind::Train { .. } => Lane::Device,
             _ => Lane::Network,
         }
+    }
+
+    /// Whether a request made while an equal job runs queues one follow-up behind it instead of
+    /// joining it: a member's own `/train` must train on the labels given since the running
+    /// training read them. Automatic retraining joins the running one; it counts the labels
+    /// that one used, and asks again once enough new ones arrive.
+    pub fn follows_running(&self, priority: Priority) -> bool {
+        matches!(self, JobKind::Train { .. }) && priority == Priority::Manual
     }
 
     /// Requests with the same key coalesce while one is queued or running: at most one

@@ -2,15 +2,21 @@
 //! each, the runner that executes jobs fairly, and the scheduler.
 //!
 //! The rules, all kept in SQLite so that they survive a restart:
-//! - Fairness: each claim serves the member with the most urgent ready job (manual before
-//!   automatic), and among equals the member served least recently in that lane (never served
-//!   first), then the one with the oldest ready job; within a member, priority then age.
+//! - Fairness: members take turns: each claim serves the member served least recently in that
+//!   lane (never served first), then the one with the oldest ready job; within a member, a
+//!   manual request before their automatic work, then age. A member runs at most one network
+//!   job at a time (they all wait on the member's Spotify lock), so one member never fills the
+//!   network slots.
 //! - Coalescing: a request whose `JobKind::dedupe_key` matches a queued or running job joins
-//!   it (one training per member and layer); a manual request raises it to manual.
+//!   it (one training per member and layer); a manual request raises it to manual. A manual
+//!   `/train` for a layer whose training is running queues one follow-up behind it instead
+//!   (`JobKind::follows_running`), which later requests join; equal jobs never run side by side.
 //! - Failures: `JobError::Retry` runs again after a doubling delay until `max_attempts`, then
 //!   fails with its error kept and the handler's `on_failed` called once; `JobError::Fatal`
-//!   and a time limit fail at once; `JobError::Deferred` waits until a given time without
-//!   spending an attempt (quota, Retry-After).
+//!   and a time limit fail at once, and `JobError::Refused` too, with a sentence for the member;
+//!   `JobError::Deferred` waits until a given time without spending an attempt (quota,
+//!   Retry-After). A job whose handler reports durable progress (`progress_mark`) and runs out
+//!   of time continues in a further attempt that spends none of its retries.
 //! - Restart: jobs left `running` by a dead process are queued again (the interrupted attempt
 //!   counts); a clean shutdown re-queues what it had to interrupt without counting it.
 //! - Lanes: training runs in device slots (one per device worker), everything else in network

@@ -150,7 +150,31 @@ impl ProgressSender {
 #[derive(Debug)]
 struct Live {
     status: watch::Sender<JobStatus>,
-    cancel: CancelToken,
+    /// The current attempt's token; a new attempt gets a fresh one unless a cancel is asked.
+    cancel: std::sync::Mutex<CancelToken>,
+}
+
+impl Live {
+    fn new(status: JobStatus, cancel: CancelToken) -> Arc<Live> {
+        Arc::new(Live {
+            status: watch::Sender::new(status),
+            cancel: std::sync::Mutex::new(cancel),
+        })
+    }
+
+    fn cancel(&self) -> CancelToken {
+        self.cancel
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn renew_cancel(&self) {
+        *self
+            .cancel
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = CancelToken::new();
+    }
 }
 
 /// A job the runner has claimed, with what its handler needs.
@@ -204,10 +228,13 @@ impl Queue {
     }
 
     /// Queues a job, or joins the equal one already queued or running (same
-    /// [`JobKind::dedupe_key`]); a manual request raises a joined automatic job to manual.
+    /// [`JobKind::dedupe_key`]); a manual request raises a joined automatic job to manual. A
+    /// request that [`JobKind::follows_running`] queues one follow-up behind a running equal job
+    /// instead of joining it.
     pub async fn enqueue(&self, kind: JobKind, priority: Priority) -> Result<Enqueued, QueueError> {
         let payload = serde_json::to_string(&kind)?;
         let key = kind.dedupe_key();
+        let follow_running = kind.follows_running(priority);
         let inserted = self
             .inner
             .store
@@ -219,6 +246,7 @@ impl Queue {
                     dedupe_key: key.as_deref(),
                     priority: priority.value(),
                     max_attempts: self.inner.max_attempts,
+                    follow_running,
                 },
                 self.inner.store.now(),
             )
@@ -234,12 +262,12 @@ impl Queue {
     /// marks it running. A job whose payload cannot be read fails at once and the next is tried.
     pub async fn claim(&self, lane: Lane) -> Result<Option<Claimed>, QueueError> {
         loop {
-            let Some(row) = self
+            let claimed = self
                 .inner
                 .store
-                .claim_job(lane.kinds(), self.inner.store.now())
-                .await?
-            else {
+                .claim_job(lane.kinds(), lane.one_per_member(), self.inner.store.now())
+                .await?;
+            let Some(row) = claimed else {
                 return Ok(None);
             };
             let kind = match serde_json::from_str::<JobKind>(&row.payload) {
@@ -267,24 +295,31 @@ impl Queue {
             let live = {
                 let mut live = self.inner.live.lock().await;
                 live.entry(job.id)
-                    .or_insert_with(|| {
-                        Arc::new(Live {
-                            status: watch::Sender::new(JobStatus::Queued),
-                            cancel: CancelToken::new(),
-                        })
-                    })
+                    .or_insert_with(|| Live::new(JobStatus::Queued, CancelToken::new()))
                     .clone()
             };
+            if row.cancel_requested {
+                live.cancel().cancel();
+            } else if live.cancel().is_cancelled() {
+                // Fired for an earlier attempt (its time limit, a shutdown), or by a cancel
+                // asked since the claim: the store tells which.
+                let asked = self
+                    .inner
+                    .store
+                    .job(job.id)
+                    .await?
+                    .is_some_and(|r| r.cancel_requested);
+                if !asked {
+                    live.renew_cancel();
+                }
+            }
             live.status.send_replace(JobStatus::Running {
                 attempt: job.attempt,
                 progress: None,
             });
-            if row.cancel_requested {
-                live.cancel.cancel();
-            }
             return Ok(Some(Claimed {
                 job,
-                cancel: live.cancel.clone(),
+                cancel: live.cancel(),
                 progress: ProgressSender(live),
             }));
         }
@@ -330,6 +365,30 @@ impl Queue {
         Ok(outcome)
     }
 
+    /// Records that a job failed for good for a reason its member can read and fix; `sentence`
+    /// is what they are shown.
+    pub async fn refuse(&self, id: JobId, sentence: &str) -> Result<FailOutcome, QueueError> {
+        let outcome = self
+            .inner
+            .store
+            .refuse_job(id, sentence, self.inner.store.now())
+            .await?;
+        match outcome {
+            FailOutcome::Failed => {
+                self.finish(
+                    id,
+                    JobStatus::Failed {
+                        error: sentence.to_owned(),
+                    },
+                )
+                .await
+            }
+            FailOutcome::Cancelled => self.finish(id, JobStatus::Cancelled).await,
+            FailOutcome::Retrying(_) | FailOutcome::NotRunning => {}
+        }
+        Ok(outcome)
+    }
+
     /// Records that a running job stopped because it was cancelled.
     pub async fn finish_cancelled(&self, id: JobId) -> Result<(), QueueError> {
         self.inner
@@ -353,13 +412,10 @@ impl Queue {
                 // If the runner has claimed the job but not yet registered it, the entry made
                 // here is the one it picks up, token already fired.
                 let mut live = self.inner.live.lock().await;
-                let entry = live.entry(id).or_insert_with(|| {
-                    Arc::new(Live {
-                        status: watch::Sender::new(JobStatus::Queued),
-                        cancel: CancelToken::new(),
-                    })
-                });
-                entry.cancel.cancel();
+                let entry = live
+                    .entry(id)
+                    .or_insert_with(|| Live::new(JobStatus::Queued, CancelToken::new()));
+                entry.cancel().cancel();
             }
             CancelOutcome::AlreadyFinished(_) | CancelOutcome::Unknown => {}
         }
@@ -403,7 +459,7 @@ impl Queue {
     /// Stops a running job's handler without recording anything (the runner re-queues it).
     pub(crate) async fn interrupt(&self, id: JobId) {
         if let Some(live) = self.inner.live.lock().await.get(&id) {
-            live.cancel.cancel();
+            live.cancel().cancel();
         }
     }
 
@@ -435,6 +491,18 @@ impl Queue {
         Ok(self.inner.store.job(id).await?)
     }
 
+    /// A job's status as the store holds it (no progress): what another process that ran the
+    /// job recorded, when this one's waiters were not told. None when there is no such job.
+    pub async fn stored_status(&self, id: JobId) -> Result<Option<JobStatus>, QueueError> {
+        Ok(self
+            .inner
+            .store
+            .job(id)
+            .await?
+            .as_ref()
+            .map(JobStatus::from_row))
+    }
+
     /// Follows a job: the receiver holds its status, progress included, and sees every change
     /// until the job is final. None when there is no such job.
     pub async fn subscribe(
@@ -457,10 +525,7 @@ impl Queue {
         if row.cancel_requested {
             cancel.cancel();
         }
-        let entry = Arc::new(Live {
-            status: watch::Sender::new(status),
-            cancel,
-        });
+        let entry = Live::new(status, cancel);
         let rx = entry.status.subscribe();
         live.insert(id, entry);
         Ok(Some(rx))
@@ -551,14 +616,8 @@ pub(crate) fn claim_order(ready: &[ReadyJob], target: JobId) -> Option<usize> {
             .iter()
             .filter(|(_, q)| !q.jobs.is_empty())
             .min_by_key(|(_, q)| {
-                let top = q.jobs.iter().map(|j| j.priority).max().unwrap_or(0);
                 let oldest = q.jobs.iter().map(|j| j.id).min().unwrap_or(JobId(i64::MAX));
-                (
-                    std::cmp::Reverse(top),
-                    q.last_turn.is_some(),
-                    q.last_turn,
-                    oldest,
-                )
+                (q.last_turn.is_some(), q.last_turn, oldest)
             })
             .map(|(member, _)| *member)?;
         let queue = members.get_mut(&next)?;
@@ -610,14 +669,16 @@ mod tests {
     }
 
     #[test]
-    fn manual_requests_outrank_automatic_ones() {
+    fn a_manual_request_outranks_only_its_own_members_automatic_work() {
         let ready = [
             job(1, 1, 0, None),
-            job(2, 2, 10, Some(9)),
-            job(3, 2, 0, Some(9)),
+            job(2, 2, 0, Some(9)),
+            job(3, 2, 10, Some(9)),
         ];
-        assert_eq!(claim_order(&ready, JobId(2)), Some(0));
-        assert_eq!(claim_order(&ready, JobId(1)), Some(1));
-        assert_eq!(claim_order(&ready, JobId(3)), Some(2));
+        // Member 1 was never served: their automatic job goes first; member 2's manual request
+        // goes before member 2's older automatic job.
+        assert_eq!(claim_order(&ready, JobId(1)), Some(0));
+        assert_eq!(claim_order(&ready, JobId(3)), Some(1));
+        assert_eq!(claim_order(&ready, JobId(2)), Some(2));
     }
 }

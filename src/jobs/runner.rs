@@ -28,6 +28,10 @@ pub enum JobError {
     /// Will fail again however often it is tried.
     #[error("{0}")]
     Fatal(String),
+    /// Will fail again however often it is tried, for a reason the member can read and fix
+    /// ("label a few more tracks"): the sentence is shown to them as it is.
+    #[error("{0}")]
+    Refused(String),
     /// Not now: run again after `until`, without spending an attempt (Spotify's quota or
     /// Retry-After said when). `reason` is kept as the job's last error.
     #[error("deferred until {until}: {reason}")]
@@ -68,10 +72,21 @@ pub trait JobHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<serde_json::Value, JobError>> + Send;
 
     /// Called once when a job failed for good (retry cap, fatal error, time limit), so that its
-    /// member can be told.
+    /// member can be told. `error` is the member's sentence when the job was refused (the stored
+    /// row says so), else detail for the log.
     fn on_failed(&self, job: &Job, error: &str) -> impl Future<Output = ()> + Send {
         let _ = (job, error);
         async {}
+    }
+
+    /// A fingerprint of the durable progress a job makes, read before it runs and after it ran
+    /// out of time: when it changed, the job continues in a further attempt that spends none of
+    /// its retries (long work such as a first sort goes on across time limits); when it did
+    /// not, the time-out counts as a failed attempt. None (the default) for jobs that cannot
+    /// continue: running past the time limit fails them.
+    fn progress_mark(&self, job: &Job) -> impl Future<Output = Option<String>> + Send {
+        let _ = job;
+        async { None }
     }
 }
 
@@ -305,6 +320,7 @@ async fn execute<H: JobHandler>(
         attempt = job.attempt
     );
     async {
+        let mark = handler.progress_mark(&job).await;
         let ctx = JobContext {
             cancel: cancel.clone(),
             progress,
@@ -322,7 +338,7 @@ async fn execute<H: JobHandler>(
                 Ended::TimedOut(limit)
             }
         };
-        let timed_out = matches!(ended, Ended::TimedOut(_));
+        let mut handler_running = matches!(ended, Ended::TimedOut(_));
         let recorded = match ended {
             Ended::Returned(Ok(value)) => queue.complete(job.id, value).await.map(|()| None),
             Ended::Returned(Err(_)) if cancel.is_cancelled() => {
@@ -348,6 +364,38 @@ async fn execute<H: JobHandler>(
                 .await
             }
             Ended::Returned(Err(JobError::Fatal(error))) => fail(&queue, &job, error).await,
+            Ended::Returned(Err(JobError::Refused(sentence))) => {
+                match queue.refuse(job.id, &sentence).await {
+                    Ok(FailOutcome::Failed) => Ok(Some(sentence)),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            Ended::TimedOut(limit) if mark.is_some() => {
+                // Let the handler stop (it saw its token) before reading what it got done.
+                handler_running = false;
+                if tokio::time::timeout(limit, &mut run).await.is_err() {
+                    tracing::error!("the stopped job's handler did not return");
+                }
+                let after = handler.progress_mark(&job).await;
+                if after.is_some() && after != mark {
+                    let reason = format!(
+                        "it ran past its time limit of {} and continues where it stopped",
+                        human_duration(limit)
+                    );
+                    tracing::info!(%reason, "job continues");
+                    queue
+                        .defer(job.id, queue.store().now(), &reason)
+                        .await
+                        .map(|()| None)
+                } else {
+                    let error = format!(
+                        "stopped: it ran past its time limit of {} without progress",
+                        human_duration(limit)
+                    );
+                    retry(&queue, &job, &settings, error).await
+                }
+            }
             Ended::TimedOut(limit) => {
                 let error = format!(
                     "stopped: it ran past its time limit of {}",
@@ -364,7 +412,7 @@ async fn execute<H: JobHandler>(
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "could not record the job's outcome"),
         }
-        if timed_out {
+        if handler_running {
             // The job is recorded as stopped; its slot stays taken until the handler has really
             // stopped (a device keeps computing until the training sees its token), for at most
             // one more time limit.

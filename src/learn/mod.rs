@@ -8,7 +8,7 @@ mod model;
 mod votes;
 
 pub use active::rank_questions;
-pub use device::Compute;
+pub use device::{Compute, ComputeKind};
 pub use features::FEATURE_SCHEMA;
 pub use model::{
     Metrics, Prediction, Progress, StopFlag, TrainConfig, TrainedModel, class_sets, set_f1, train,
@@ -29,6 +29,10 @@ pub enum LearnError {
     Corrupt(String),
     #[error("No usable GPU was found ({0}); set learn.device to \"auto\" or \"cpu\".")]
     NoGpu(String),
+    #[error(
+        "learn.device = \"wgpu-software\" found no software wgpu adapter ({0}); install a Vulkan driver such as Mesa's lavapipe, or set learn.device to \"auto\" or \"cpu\"."
+    )]
+    NoSoftwareAdapter(String),
     #[error("Training was stopped before it finished.")]
     Stopped,
 }

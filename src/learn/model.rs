@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::LearnError;
-use super::device::Compute;
+use super::device::{CPU_NAME, Compute};
 use super::features::{FEATURE_SCHEMA, KNN_DIMS, TokenMap, encode_all};
 use super::votes::{Reference, SOURCES};
 use crate::domain::{Label, LayerKind, LikedTrack, SublistId};
@@ -112,6 +112,9 @@ pub struct Metrics {
     pub temperature: f32,
     /// Extra-sublist threshold of non-mutual layers.
     pub threshold: Option<f32>,
+    /// The device it trained on (empty for models saved before this was recorded).
+    #[serde(default)]
+    pub device: String,
 }
 
 /// One track's predicted place in a layer.
@@ -254,7 +257,11 @@ pub struct TrainedModel {
     hidden: usize,
     metrics: Metrics,
     net: Net,
+    /// Where the weights are, so where scoring runs.
     device: Device,
+    scores_on: String,
+    /// Whether batches may be scored from several threads at once (the CPU).
+    parallel: bool,
 }
 
 /// What is stored beside the weights.
@@ -449,6 +456,7 @@ fn train_unless_stopped(
     }
     let k = classes.len();
     let c = outputs(kind, k);
+    let (device, trained_on) = compute.for_training(tracks.len());
     let encoded = encode_all(tracks);
 
     // Shuffle once (seeded) so folds and the neighbour sample are spread.
@@ -542,10 +550,10 @@ fn train_unless_stopped(
             };
             let held_rows: Vec<Vec<(u32, f32)>> = ho.iter().map(|&i| all.rows[i].clone()).collect();
             let held_dense: Vec<_> = ho.iter().map(|&i| all.dense[i]).collect();
-            let held = Batch::new(&held_rows, &held_dense, ho_votes, c, &compute.device);
+            let held = Batch::new(&held_rows, &held_dense, ho_votes, c, &device);
             let held_truth: Vec<usize> = ho.iter().map(|&i| argmax(&all.targets[i])).collect();
             fit(
-                &compute.device,
+                &device,
                 &part(&tr),
                 tr_votes,
                 vocab.len() + 1,
@@ -649,7 +657,7 @@ fn train_unless_stopped(
     } else {
         let votes = reference.votes_all(&enc, true, c);
         fit(
-            &compute.device,
+            &device,
             &all,
             votes,
             vocab.len() + 1,
@@ -691,11 +699,17 @@ fn train_unless_stopped(
             epochs,
             temperature,
             threshold: (!rules.mutual && threshold <= 1.0).then_some(threshold),
+            device: trained_on.to_string(),
         },
         net: net.to_device(&cpu),
         device: cpu,
+        scores_on: CPU_NAME.to_string(),
+        parallel: true,
     })
 }
+
+/// One chunk's model input before it becomes tensors: token rows, numbers, votes.
+type Inputs = (Vec<Vec<(u32, f32)>>, Vec<[f32; KNN_DIMS]>, Vec<f32>);
 
 fn dense_input(rows: &[[f32; KNN_DIMS]]) -> Vec<f32> {
     let mut out = Vec::with_capacity(rows.len() * DENSE);
@@ -801,24 +815,56 @@ impl TrainedModel {
         &self.metrics
     }
 
-    /// Raw (uncalibrated) output scores, `outputs` per track.
+    /// Where scoring runs: the CPU after training or loading, or the device the model was
+    /// moved to with [`TrainedModel::to_compute`].
+    pub fn scores_on(&self) -> &str {
+        &self.scores_on
+    }
+
+    /// Moves the weights to `compute`'s device, so that the network's part of scoring runs
+    /// there (features and neighbour votes are always computed on the CPU). Predictions stay
+    /// the same up to floating-point rounding.
+    pub fn to_compute(self, compute: &Compute) -> TrainedModel {
+        TrainedModel {
+            net: self.net.to_device(&compute.device),
+            device: compute.device.clone(),
+            scores_on: compute.name().to_string(),
+            parallel: compute.parallel(),
+            ..self
+        }
+    }
+
+    /// Raw (uncalibrated) output scores, `outputs` per track. Features and votes are built on
+    /// the CPU in parallel; the network runs on the model's device, from one thread unless
+    /// that device is the CPU.
     fn logits(&self, tracks: &[LikedTrack]) -> Vec<f32> {
         let c = outputs(self.kind, self.classes.len());
-        let chunks: Vec<Vec<f32>> = tracks
-            .par_chunks(2048)
-            .map(|chunk| {
-                let encoded = encode_all(chunk);
-                let refs: Vec<_> = encoded.iter().collect();
-                let votes = self.reference.votes_all(&refs, false, c);
-                let rows: Vec<_> = encoded
-                    .iter()
-                    .map(|e| token_row(&e.tokens, &self.lookup))
-                    .collect();
-                let dense: Vec<_> = encoded.iter().map(|e| e.knn).collect();
-                let batch = Batch::new(&rows, &dense, votes, c, &self.device);
-                read(self.net.forward(&batch))
-            })
-            .collect();
+        let inputs = |chunk: &[LikedTrack]| {
+            let encoded = encode_all(chunk);
+            let refs: Vec<_> = encoded.iter().collect();
+            let votes = self.reference.votes_all(&refs, false, c);
+            let rows: Vec<_> = encoded
+                .iter()
+                .map(|e| token_row(&e.tokens, &self.lookup))
+                .collect();
+            let dense: Vec<_> = encoded.iter().map(|e| e.knn).collect();
+            (rows, dense, votes)
+        };
+        let forward = |(rows, dense, votes): Inputs| {
+            read(
+                self.net
+                    .forward(&Batch::new(&rows, &dense, votes, c, &self.device)),
+            )
+        };
+        let chunks: Vec<Vec<f32>> = if self.parallel {
+            tracks
+                .par_chunks(2048)
+                .map(|chunk| forward(inputs(chunk)))
+                .collect()
+        } else {
+            let prepared: Vec<Inputs> = tracks.par_chunks(2048).map(inputs).collect();
+            prepared.into_iter().map(forward).collect()
+        };
         chunks.concat()
     }
 
@@ -944,6 +990,8 @@ impl TrainedModel {
             metrics: meta.metrics,
             net,
             device,
+            scores_on: CPU_NAME.to_string(),
+            parallel: true,
         })
     }
 }

@@ -21,7 +21,7 @@ use secrecy::ExposeSecret;
 
 use super::Spotify;
 use super::error::{CallError, SpotifyError};
-use super::limiter::AppLimiter;
+use super::limiter::{AppLimiter, Resend};
 use crate::config::SpotifyApp;
 use crate::domain::{LikedTrack, ReleasePrecision, Track, TrackId};
 use crate::store::LinkRow;
@@ -50,6 +50,7 @@ pub struct PlaylistInfo {
     pub collaborative: bool,
     pub snapshot_id: String,
     pub total: Option<u32>,
+    pub description: Option<String>,
 }
 
 /// One page of a list, with whether more follow.
@@ -96,9 +97,24 @@ impl Session {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
-        match self.limiter.run(what, &call).await {
+        self.run_as(what, Resend::Safe, call).await
+    }
+
+    /// Like [`Session::run`], sent again after an unknown outcome only if `resend` allows
+    /// (a 401 was refused, so it is always sent again once refreshed).
+    async fn run_as<T, F, Fut>(
+        &self,
+        what: &str,
+        resend: Resend,
+        call: F,
+    ) -> Result<T, SpotifyError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        match self.limiter.run_as(what, resend, &call).await {
             Err(SpotifyError::Api { status: 401, .. }) if self.refresh_once().await? => {
-                self.limiter.run(what, &call).await
+                self.limiter.run_as(what, resend, &call).await
             }
             other => other,
         }
@@ -155,9 +171,15 @@ impl Session {
         serde_json::from_str(&text).map_err(|e| SpotifyError::Protocol(format!("{what}: {e}")))
     }
 
-    async fn post(&self, what: &str, path: &str, body: &Value) -> Result<Value, SpotifyError> {
+    async fn post(
+        &self,
+        what: &str,
+        path: &str,
+        body: &Value,
+        resend: Resend,
+    ) -> Result<Value, SpotifyError> {
         let text = self
-            .run(what, || async {
+            .run_as(what, resend, || async {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 match self.client.api_post(path, body).await {
                     Ok(t) => Ok(t),
@@ -319,18 +341,24 @@ impl Session {
     }
 
     /// Creates a private playlist owned by the member (`POST /me/playlists`, `public: false`).
+    /// Sent once: after an unknown outcome ([`SpotifyError::Unavailable`]) the playlist may
+    /// exist, and the caller looks for it instead of making another.
     pub(crate) async fn create_playlist(
         &self,
         name: &str,
         description: &str,
     ) -> Result<PlaylistInfo, SpotifyError> {
         let body = json!({"name": name, "public": false, "collaborative": false, "description": description});
-        let v = self.post("create playlist", "me/playlists", &body).await?;
+        let v = self
+            .post("create playlist", "me/playlists", &body, Resend::Never)
+            .await?;
         playlist_from_json(&v)
             .ok_or_else(|| SpotifyError::Protocol("created playlist without id or snapshot".into()))
     }
 
-    /// Appends at most 100 tracks; returns the new snapshot.
+    /// Appends at most 100 tracks; returns the new snapshot. Sent once: after an unknown
+    /// outcome ([`SpotifyError::Unavailable`]) the tracks may be in the playlist, and the
+    /// caller reads it instead of adding them twice.
     pub(crate) async fn add_items(
         &self,
         id: &str,
@@ -339,7 +367,7 @@ impl Session {
         debug_assert!(tracks.len() <= WRITE_CHUNK);
         let pid = playlist_id(id)?;
         let ids = track_ids(tracks)?;
-        self.run("add items", || async {
+        self.run_as("add items", Resend::Never, || async {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let items = ids.iter().map(|t| PlayableId::Track(t.as_ref()));
             match self
@@ -456,6 +484,7 @@ fn playlist_from_json(v: &Value) -> Option<PlaylistInfo> {
             .and_then(|i| i.get("total"))
             .and_then(Value::as_u64)
             .map(|t| t as u32),
+        description: s("description"),
     })
 }
 

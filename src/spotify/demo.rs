@@ -78,5 +78,6 @@ pub async fn start(store: Store, member: MemberId, liked: &[Track]) -> Result<De
         .ok_or_else(|| DemoError::Authorize(format!("no redirect ({})", resp.status())))?
         .to_string();
     spotify.complete_link_paste(member, &landed).await?;
+    spotify.confirm_link(member).await?;
     Ok(Demo { local, spotify })
 }

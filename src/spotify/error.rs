@@ -15,6 +15,10 @@ pub enum SpotifyError {
     )]
     LinkExpired,
     #[error(
+        "Spotify no longer accepts sublist's access to your account: it was removed on Spotify's side (for example under Apps in your Spotify account settings). Use /link to link again; your layers and labels are kept."
+    )]
+    LinkRevoked,
+    #[error(
         "Spotify work is paused until {} because this bot used up Spotify's daily quota. Nothing is lost: it resumes then.", until.format("%Y-%m-%d %H:%M UTC")
     )]
     Paused { until: DateTime<Utc> },

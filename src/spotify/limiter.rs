@@ -1,11 +1,13 @@
 //! One limiter per Spotify app, shared by every member linked through it: honours
 //! `Retry-After`, backs off with jitter on 5xx and timeouts up to a retry cap, and pauses the
 //! app's work on `QUOTA_EXCEEDED` (or a `Retry-After` too long to sleep through) until the
-//! time Spotify gives. Nothing is retried in a loop: every loop is bounded by the cap.
+//! time Spotify gives. Nothing is retried in a loop: every loop is bounded by the cap. A
+//! request that would land twice if sent twice is never sent again after an answer that
+//! leaves its outcome unknown: the caller reads what happened instead.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,8 +25,21 @@ const MAX_PAUSE: Duration = Duration::from_secs(7 * 24 * 3600);
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
 
+/// Told the app and the new resume time whenever a pause begins or grows, so that the pause
+/// can be recorded and outlive the process.
+pub(crate) type PauseSink = Arc<dyn Fn(&str, DateTime<Utc>) + Send + Sync>;
+
+/// Whether a request may be sent again when its outcome is unknown: a 5xx, a time-out or a
+/// broken connection can come after Spotify applied it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resend {
+    /// Reads, and writes that land the same however often they are sent.
+    Safe,
+    /// Writes that would land twice (adding items, creating a playlist).
+    Never,
+}
+
 /// Rate-limit state of one app.
-#[derive(Debug)]
 pub struct AppLimiter {
     client_id: String,
     max_retries: u32,
@@ -33,6 +48,16 @@ pub struct AppLimiter {
     attempts: AtomicU64,
     /// What "now" is for quota pauses.
     clock: Clock,
+    on_pause: OnceLock<PauseSink>,
+}
+
+impl std::fmt::Debug for AppLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppLimiter")
+            .field("client_id", &self.client_id)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +77,7 @@ impl AppLimiter {
             state: Mutex::new(State::default()),
             attempts: AtomicU64::new(0),
             clock: Clock::system(),
+            on_pause: OnceLock::new(),
         }
     }
 
@@ -64,6 +90,20 @@ impl AppLimiter {
     /// The current time on the limiter's clock.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Where new pauses are reported (set once).
+    pub(crate) fn set_pause_sink(&self, sink: PauseSink) {
+        let _ = self.on_pause.set(sink);
+    }
+
+    /// Takes up a pause recorded before a restart, if it has not ended.
+    pub(crate) fn restore_pause(&self, until: DateTime<Utc>) {
+        if until <= self.now() {
+            return;
+        }
+        let mut st = self.lock();
+        st.paused_until = Some(st.paused_until.map_or(until, |t| t.max(until)));
     }
 
     pub fn client_id(&self) -> &str {
@@ -98,15 +138,39 @@ impl AppLimiter {
         let until =
             self.now() + chrono::Duration::from_std(for_).unwrap_or(chrono::Duration::hours(24));
         let mut st = self.lock();
-        let until = st.paused_until.map_or(until, |t| t.max(until));
+        let before = st.paused_until;
+        let until = before.map_or(until, |t| t.max(until));
         st.paused_until = Some(until);
+        drop(st);
         tracing::warn!(app = %self.client_id, %until, "Spotify app paused");
+        if before != Some(until)
+            && let Some(sink) = self.on_pause.get()
+        {
+            sink(&self.client_id, until);
+        }
         until
     }
 
     /// Runs one Spotify call under the limiter. `what` names it in logs; `call` makes one
     /// HTTP attempt each time it is invoked.
-    pub(crate) async fn run<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, SpotifyError>
+    pub(crate) async fn run<T, F, Fut>(&self, what: &str, call: F) -> Result<T, SpotifyError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        self.run_as(what, Resend::Safe, call).await
+    }
+
+    /// Like [`AppLimiter::run`]; with [`Resend::Never`], an answer that leaves the outcome
+    /// unknown (5xx, time-out, broken connection) ends the call with
+    /// [`SpotifyError::Unavailable`] instead of sending it again. A 429 is still waited out
+    /// and sent again: Spotify did not apply it.
+    pub(crate) async fn run_as<T, F, Fut>(
+        &self,
+        what: &str,
+        resend: Resend,
+        mut call: F,
+    ) -> Result<T, SpotifyError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
@@ -155,15 +219,24 @@ impl AppLimiter {
                 CallError::Status { status, body, .. } if status >= 500 => {
                     last = format!("HTTP {status}");
                     tracing::info!(app = %self.client_id, what, status, attempt, body = %truncate(&body), "Spotify 5xx");
+                    if resend == Resend::Never {
+                        return Err(unknown_outcome(&last));
+                    }
                     self.backoff(attempt).await;
                 }
                 CallError::Timeout => {
                     last = "timed out".into();
                     tracing::info!(app = %self.client_id, what, attempt, "Spotify call timed out");
+                    if resend == Resend::Never {
+                        return Err(unknown_outcome(&last));
+                    }
                     self.backoff(attempt).await;
                 }
                 CallError::Transport(e) => {
                     last = e;
+                    if resend == Resend::Never {
+                        return Err(unknown_outcome(&last));
+                    }
                     self.backoff(attempt).await;
                 }
                 CallError::Parse(e) => return Err(SpotifyError::Protocol(e)),
@@ -183,6 +256,13 @@ impl AppLimiter {
         let factor = 0.5 + rand::random::<f64>() * 0.5;
         tokio::time::sleep(capped.mul_f64(factor)).await;
     }
+}
+
+/// The error for a write that may or may not have landed.
+fn unknown_outcome(last: &str) -> SpotifyError {
+    SpotifyError::Unavailable(format!(
+        "{last}; not sent again, as it may have been applied"
+    ))
 }
 
 /// The error for a non-retryable status.
@@ -229,6 +309,57 @@ mod tests {
             })
             .await;
         assert_eq!(n.load(Ordering::SeqCst), 3);
+        assert!(matches!(r, Err(SpotifyError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn a_write_that_would_land_twice_is_never_sent_again_on_an_unknown_outcome() {
+        let lim = AppLimiter::new("app", 3, Duration::from_millis(50));
+        for failure in [
+            status(502, None, ""),
+            CallError::Timeout,
+            CallError::Transport("reset".into()),
+        ] {
+            let failure = std::sync::Mutex::new(Some(failure));
+            let n = AtomicU32::new(0);
+            let r: Result<(), _> = lim
+                .run_as("add items", Resend::Never, || {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    let f = failure.lock().unwrap().take();
+                    async move { f.map_or(Ok(()), Err) }
+                })
+                .await;
+            assert_eq!(n.load(Ordering::SeqCst), 1, "sent once");
+            assert!(matches!(r, Err(SpotifyError::Unavailable(_))), "{r:?}");
+        }
+        // A 429 was not applied: it is waited out and sent again.
+        let n = AtomicU32::new(0);
+        let r: Result<(), _> = lim
+            .run_as("add items", Resend::Never, || {
+                let first = n.fetch_add(1, Ordering::SeqCst) == 0;
+                async move {
+                    if first {
+                        Err(status(429, Some(0), ""))
+                    } else {
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+        assert!(r.is_ok());
+        assert_eq!(n.load(Ordering::SeqCst), 2);
+        // A stalled answer is a time-out: not sent again either.
+        let n = AtomicU32::new(0);
+        let r: Result<(), _> = lim
+            .run_as("create playlist", Resend::Never, || {
+                n.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Ok(())
+                }
+            })
+            .await;
+        assert_eq!(n.load(Ordering::SeqCst), 1);
         assert!(matches!(r, Err(SpotifyError::Unavailable(_))));
     }
 

@@ -1,23 +1,29 @@
 //! Linking a member's Spotify account (Authorization Code flow with the client secret, by
-//! redirect or by pasting the address the browser ended on), choosing an app with a free
-//! slot, and keeping tokens fresh.
+//! redirect or by pasting the address the browser ended on, then confirmed by the member),
+//! choosing an app with a free slot, and keeping tokens fresh.
 
 use base64::Engine;
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Utc};
 use rspotify::clients::OAuthClient;
 use rspotify::{AuthCodeSpotify, Credentials, OAuth, Token};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::Spotify;
 use super::api::Session;
 use super::error::{CallError, ErrorBody, SpotifyError};
+use super::{Notice, Spotify};
 use crate::config::SpotifyApp;
 use crate::domain::{MemberId, SpotifyAccount};
-use crate::store::{LinkRow, LinkStatus, OAuthState, StoreError};
+use crate::store::{Bind, LinkRow, LinkStatus, StoreError};
 
 /// How long an authorize URL (its `state`) stays valid.
 pub const STATE_TTL_MINUTES: i64 = 10;
+/// How long an authorised account waits for its member's confirmation (a Discord interaction
+/// token lasts 15 minutes).
+const CONFIRM_TTL_MINUTES: i64 = 15;
+/// An `invalid_grant` this long or more before the refresh token's six months are up is a
+/// revocation, not the expiry.
+const REVOKED_MARGIN_HOURS: i64 = 24;
 /// Refresh an access token this long before it expires.
 const REFRESH_MARGIN_SECS: i64 = 300;
 /// Warn a member this long before their link dies.
@@ -50,6 +56,8 @@ pub struct LinkInfo {
     pub account: SpotifyAccount,
     /// False once Spotify refused the refresh token: the member must link again.
     pub active: bool,
+    /// Spotify refused the refresh token well before its six months: access was removed.
+    pub revoked: bool,
     pub refresh_expires_at: DateTime<Utc>,
     /// Active and dying within a week.
     pub expires_soon: bool,
@@ -96,6 +104,12 @@ pub enum LinkError {
     CodeRefused,
     #[error("The Spotify app this link was made for is no longer configured. Use /link again.")]
     AppGone,
+    #[error("No Spotify account is waiting for your confirmation. Use /link to start linking.")]
+    NothingToConfirm,
+    #[error(
+        "That confirmation expired (it lasts 15 minutes). Use /link again; nothing was linked."
+    )]
+    ConfirmExpired,
     #[error("{0}")]
     Spotify(#[from] SpotifyError),
 }
@@ -156,8 +170,10 @@ impl Spotify {
         }
     }
 
-    /// Starts a link: picks an app with a free slot, records a fresh `state` bound to the
-    /// member, and returns Spotify's authorize address.
+    /// Starts a link: picks an app with a free slot and reserves it with a fresh `state`
+    /// bound to the member (one transaction, so links started together cannot exceed a cap),
+    /// and returns Spotify's authorize address. Spotify is asked to show its consent dialog
+    /// even to someone who agreed before, so the person opening it sees which account it is.
     pub async fn start_link(&self, member: MemberId) -> Result<LinkStart, LinkError> {
         let store = self.store();
         store.ensure_member(member).await?;
@@ -169,29 +185,36 @@ impl Spotify {
                 display_name: l.display_name.clone().unwrap_or_else(|| l.user_id.clone()),
             });
         }
-        let app = self
-            .free_app(existing.as_ref().map(|l| l.app_client_id.as_str()))
-            .await
-            .inspect_err(|e| {
-                if let Some(hint) = e.operator_hint() {
-                    tracing::warn!("{hint}");
-                }
-            })?;
+        let apps = &self.inner.config.apps;
+        let full = if apps.is_empty() {
+            Some(LinkError::NoApps)
+        } else {
+            None
+        };
         let now = self.store().now();
         store.purge_oauth_states(now).await?;
         let state = new_state();
         let expires_at = now + self.state_ttl();
-        store
-            .insert_oauth_state(&OAuthState {
-                state: state.clone(),
-                member,
-                app_client_id: app.client_id.clone(),
-                expires_at,
-            })
-            .await?;
+        let caps: Vec<(&str, u32)> = apps
+            .iter()
+            .map(|a| (a.client_id.as_str(), a.user_cap))
+            .collect();
+        let reserved = match full {
+            Some(e) => Err(e),
+            None => store
+                .reserve_link_slot(member, &state, expires_at, &caps, now)
+                .await?
+                .ok_or(LinkError::AllAppsFull { apps: apps.len() }),
+        };
+        let app_id = reserved.inspect_err(|e| {
+            if let Some(hint) = e.operator_hint() {
+                tracing::warn!("{hint}");
+            }
+        })?;
+        let app = self.app(&app_id).ok_or(LinkError::AppGone)?;
         let url = self
             .client_for(app, &state, None)
-            .get_authorize_url(false)
+            .get_authorize_url(true)
             .map_err(|e| SpotifyError::Protocol(e.to_string()))?;
         Ok(LinkStart {
             url,
@@ -200,24 +223,9 @@ impl Spotify {
         })
     }
 
-    /// The first configured app with room, preferring the one the member was on.
-    async fn free_app(&self, previous: Option<&str>) -> Result<&SpotifyApp, LinkError> {
-        let apps = &self.inner.config.apps;
-        if apps.is_empty() {
-            return Err(LinkError::NoApps);
-        }
-        if let Some(app) = previous.and_then(|p| self.app(p)) {
-            return Ok(app);
-        }
-        let counts = self.store().links_per_app().await?;
-        let used = |id: &str| counts.iter().find(|(a, _)| a == id).map_or(0, |(_, n)| *n);
-        apps.iter()
-            .find(|a| used(&a.client_id) < a.user_cap)
-            .ok_or(LinkError::AllAppsFull { apps: apps.len() })
-    }
-
-    /// Completes a link from the address the member pasted (it carries `code` and `state`);
-    /// the state must be one this member asked for.
+    /// Completes the consent from the address the member pasted (it carries `code` and
+    /// `state`); the state must be one this member asked for. The account then waits for the
+    /// member's [`Spotify::confirm_link`].
     pub async fn complete_link_paste(
         &self,
         member: MemberId,
@@ -229,7 +237,8 @@ impl Spotify {
             .map(|(_, a)| a)
     }
 
-    /// Completes a link from the redirect's query parameters (the web callback).
+    /// Completes the consent from the redirect's query parameters (the web callback); the
+    /// account then waits for the confirmation of the member who ran `/link`.
     pub async fn complete_link_callback(
         &self,
         code: Option<&str>,
@@ -275,6 +284,7 @@ impl Spotify {
         let code = code.ok_or(LinkError::PasteUnreadable)?;
         let member = pending.member;
         let _guard = self.member_lock(member).await;
+        self.load_pauses().await?;
         let app = self.app(&pending.app_client_id).ok_or(LinkError::AppGone)?;
         let limiter = self.limiter(&app.client_id).ok_or(LinkError::AppGone)?;
         let client = self.client_for(app, &state, None);
@@ -323,21 +333,6 @@ impl Spotify {
                 display_name: l.display_name.clone().unwrap_or_else(|| l.user_id.clone()),
             });
         }
-        let on_app_already = existing
-            .as_ref()
-            .is_some_and(|l| l.app_client_id == app.client_id);
-        if !on_app_already {
-            let counts = store.links_per_app().await?;
-            let used = counts
-                .iter()
-                .find(|(a, _)| *a == app.client_id)
-                .map_or(0, |(_, n)| *n);
-            if used >= app.user_cap {
-                return Err(LinkError::AllAppsFull {
-                    apps: self.inner.config.apps.len(),
-                });
-            }
-        }
         let now = self.store().now();
         let row = LinkRow {
             member,
@@ -349,16 +344,72 @@ impl Spotify {
             refresh_token: token.refresh_token.clone().map(SecretString::from),
             access_expires_at: token.expires_at,
             authorized_at: now,
-            refresh_expires_at: now.checked_add_months(Months::new(6)).unwrap_or(now),
+            refresh_expires_at: self.link_ends(now),
             status: LinkStatus::Active,
             linked_at: now,
+            expiry_warned_at: None,
         };
-        store.put_link(&row).await?;
-        tracing::info!(%member, app = %app.client_id, "Spotify account linked");
+        store
+            .put_pending_link(&row, now + chrono::Duration::minutes(CONFIRM_TTL_MINUTES))
+            .await?;
+        tracing::info!(%member, app = %app.client_id, "Spotify account authorised; waiting for the member to confirm it");
         Ok((member, account_of(&row)))
     }
 
-    /// Removes the member's link and tokens; their layers and labels stay.
+    /// Binds the account waiting for the member's confirmation: checked again that it is no
+    /// other member's and that its app has a free slot, in one transaction.
+    pub async fn confirm_link(&self, member: MemberId) -> Result<SpotifyAccount, LinkError> {
+        let _guard = self.member_lock(member).await;
+        let store = self.store();
+        let (mut row, until) = store
+            .pending_link(member)
+            .await?
+            .ok_or(LinkError::NothingToConfirm)?;
+        let now = self.store().now();
+        if until <= now {
+            store.delete_pending_link(member).await?;
+            return Err(LinkError::ConfirmExpired);
+        }
+        let Some(app) = self.app(&row.app_client_id) else {
+            store.delete_pending_link(member).await?;
+            return Err(LinkError::AppGone);
+        };
+        row.linked_at = now;
+        match store.bind_link(&row, app.user_cap).await? {
+            Bind::Bound => {
+                tracing::info!(%member, app = %app.client_id, "Spotify account linked");
+                Ok(account_of(&row))
+            }
+            Bind::AccountElsewhere => {
+                store.delete_pending_link(member).await?;
+                Err(LinkError::AccountLinkedElsewhere)
+            }
+            Bind::AlreadyLinked(display_name) => {
+                store.delete_pending_link(member).await?;
+                Err(LinkError::AlreadyLinked { display_name })
+            }
+            Bind::AppFull => {
+                store.delete_pending_link(member).await?;
+                let e = LinkError::AllAppsFull {
+                    apps: self.inner.config.apps.len(),
+                };
+                if let Some(hint) = e.operator_hint() {
+                    tracing::warn!("{hint}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the account waiting for the member's confirmation (they said it is not theirs);
+    /// true when one was waiting.
+    pub async fn cancel_link(&self, member: MemberId) -> Result<bool, SpotifyError> {
+        let _guard = self.member_lock(member).await;
+        Ok(self.store().delete_pending_link(member).await?)
+    }
+
+    /// Removes the member's link and tokens (and an account waiting for confirmation); their
+    /// layers and labels stay.
     pub async fn unlink(&self, member: MemberId) -> Result<bool, SpotifyError> {
         let _guard = self.member_lock(member).await;
         Ok(self.store().delete_link(member).await?)
@@ -392,11 +443,15 @@ impl Spotify {
         &self,
         member: MemberId,
     ) -> Result<(Session, LinkRow), SpotifyError> {
+        self.load_pauses().await?;
         let store = self.store();
         let mut link = store.link(member).await?.ok_or(SpotifyError::NotLinked)?;
-        if link.status != LinkStatus::Active {
-            return Err(SpotifyError::LinkExpired);
+        match link.status {
+            LinkStatus::Active => {}
+            LinkStatus::Expired => return Err(SpotifyError::LinkExpired),
+            LinkStatus::Revoked => return Err(SpotifyError::LinkRevoked),
         }
+        self.warn_if_expiring(&link).await?;
         let app = self
             .app(&link.app_client_id)
             .ok_or_else(|| SpotifyError::Api {
@@ -437,8 +492,30 @@ impl Spotify {
         Ok((Session::new(client, limiter, Some(refresher)), link))
     }
 
-    /// Refreshes the access token, keeping the old refresh token when Spotify sends none; on
-    /// `invalid_grant` the link is marked expired and its tokens dropped.
+    /// Tells the member once, within [`EXPIRY_WARNING_DAYS`] of its end, that their link dies
+    /// soon (when someone listens for notices).
+    async fn warn_if_expiring(&self, link: &LinkRow) -> Result<(), SpotifyError> {
+        let now = self.store().now();
+        if link.expiry_warned_at.is_some()
+            || link.refresh_expires_at - now > chrono::Duration::days(EXPIRY_WARNING_DAYS)
+        {
+            return Ok(());
+        }
+        let Some(tx) = self.notice_sender() else {
+            return Ok(());
+        };
+        if self.store().claim_expiry_warning(link.member, now).await? {
+            let _ = tx.send(Notice::LinkExpiring {
+                member: link.member,
+                expires_at: link.refresh_expires_at,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refreshes the access token, keeping the old refresh token when Spotify sends none. On
+    /// `invalid_grant` the link ends and its tokens are dropped: as expired when the refresh
+    /// token's six months are (nearly) up, else as revoked (access was removed on Spotify).
     pub(crate) async fn refresh(
         &self,
         link: &mut LinkRow,
@@ -500,10 +577,14 @@ impl Spotify {
             Err(body) => {
                 let parsed = ErrorBody::parse(&body);
                 if parsed.oauth_error.as_deref() == Some("invalid_grant") {
-                    tracing::info!(member = %link.member, "refresh token refused: link expired");
-                    self.store().expire_link(link.member).await?;
-                    link.status = LinkStatus::Expired;
-                    Err(SpotifyError::LinkExpired)
+                    let status = refused_status(link.refresh_expires_at, self.store().now());
+                    tracing::info!(member = %link.member, ?status, "refresh token refused: link ended");
+                    self.store().end_link(link.member, status).await?;
+                    link.status = status;
+                    Err(match status {
+                        LinkStatus::Revoked => SpotifyError::LinkRevoked,
+                        _ => SpotifyError::LinkExpired,
+                    })
                 } else {
                     Err(SpotifyError::Api {
                         status: 400,
@@ -527,11 +608,22 @@ fn account_of(l: &LinkRow) -> SpotifyAccount {
     }
 }
 
+/// How a link whose refresh token Spotify refused at `now` ended: expired when its six
+/// months are (nearly) up, revoked well before.
+fn refused_status(refresh_expires_at: DateTime<Utc>, now: DateTime<Utc>) -> LinkStatus {
+    if now < refresh_expires_at - chrono::Duration::hours(REVOKED_MARGIN_HOURS) {
+        LinkStatus::Revoked
+    } else {
+        LinkStatus::Expired
+    }
+}
+
 fn info_of(l: &LinkRow, now: DateTime<Utc>) -> LinkInfo {
     let active = l.status == LinkStatus::Active;
     LinkInfo {
         account: account_of(l),
         active,
+        revoked: l.status == LinkStatus::Revoked,
         refresh_expires_at: l.refresh_expires_at,
         expires_soon: active
             && l.refresh_expires_at - now <= chrono::Duration::days(EXPIRY_WARNING_DAYS),
@@ -622,6 +714,19 @@ mod tests {
             ),
             Err(LinkError::PastedAuthorizeUrl)
         ));
+    }
+
+    #[test]
+    fn a_refused_refresh_token_is_revoked_unless_its_six_months_are_up() {
+        let now = Utc::now();
+        let day = chrono::Duration::days(1);
+        assert_eq!(refused_status(now + day * 90, now), LinkStatus::Revoked);
+        assert_eq!(refused_status(now + day * 2, now), LinkStatus::Revoked);
+        assert_eq!(
+            refused_status(now + chrono::Duration::hours(3), now),
+            LinkStatus::Expired
+        );
+        assert_eq!(refused_status(now - day, now), LinkStatus::Expired);
     }
 
     #[test]

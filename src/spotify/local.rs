@@ -3,7 +3,8 @@
 //!
 //! It holds state (apps and their allowlists, users, Liked Songs, playlists with snapshot
 //! ids, tokens), counts and records every request with the body it answered, and can be told
-//! to fail: 429 with `Retry-After`, `QUOTA_EXCEEDED`, any status, or slow answers. Bound to
+//! to fail: 429 with `Retry-After`, `QUOTA_EXCEEDED`, any status, or slow answers, before or
+//! after applying the request. Bound to
 //! 127.0.0.1 on a free port; it stops when the last handle is dropped.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -39,12 +40,11 @@ pub enum Failure {
     Status(u16),
     /// Answer normally, but only after this delay.
     Slow(Duration),
-    /// Do what the request asks, then answer (normally) only after this delay: a client that
-    /// gives up first sees a time-out although the change was made.
-    AppliedThenSlow(Duration),
-    /// Do what the request asks, then answer with this status and a Spotify error body: a
-    /// change that was made but reported as failed.
+    /// Apply the request, then answer with this status and a Spotify error body: the answer
+    /// is lost on its way back.
     AppliedThenStatus(u16),
+    /// Apply the request, then answer only after this delay (past the client's time-out).
+    AppliedThenSlow(Duration),
 }
 
 /// Which service a request went to.
@@ -647,14 +647,14 @@ async fn handle(
         w.fired += u64::from(failure.is_some());
         failure
     };
-    let mut after_applying = None;
+    // Failures that come after the request is applied.
+    let (failure, after) = match failure {
+        Some(f @ (Failure::AppliedThenStatus(_) | Failure::AppliedThenSlow(_))) => (None, Some(f)),
+        other => (other, None),
+    };
     let answer = match failure {
         Some(Failure::Slow(d)) => {
             tokio::time::sleep(d).await;
-            None
-        }
-        Some(f @ (Failure::AppliedThenSlow(_) | Failure::AppliedThenStatus(_))) => {
-            after_applying = Some(f);
             None
         }
         Some(Failure::RateLimited { retry_after }) => {
@@ -670,7 +670,7 @@ async fn handle(
             let (s, b) = api_error(s, "Something went wrong");
             Some(Answer::Json(s, b, None))
         }
-        None => None,
+        None | Some(Failure::AppliedThenStatus(_) | Failure::AppliedThenSlow(_)) => None,
     };
     let answer = match answer {
         Some(a) => a,
@@ -694,14 +694,14 @@ async fn handle(
             }
         }
     };
-    let answer = match after_applying {
-        Some(Failure::AppliedThenSlow(d)) => {
-            tokio::time::sleep(d).await;
-            answer
-        }
+    let answer = match after {
         Some(Failure::AppliedThenStatus(s)) => {
             let (s, b) = api_error(s, "Something went wrong");
             Answer::Json(s, b, None)
+        }
+        Some(Failure::AppliedThenSlow(d)) => {
+            tokio::time::sleep(d).await;
+            answer
         }
         _ => answer,
     };

@@ -1,7 +1,14 @@
-//! Keeping the sublists: each sublist is a private playlist the member owns. A refresh writes
-//! the smallest change (removals, then additions appended, at most 100 per call), keeps the
-//! order of tracks already there, respects the member's hand edits, and recreates a playlist
-//! the member deleted. The bot writes only to playlists recorded as managed.
+//! Keeping the sublists: each sublist is a private playlist the member owns, made when the
+//! first track goes in. A refresh writes the smallest change (removals, then additions
+//! appended, at most 100 per call), keeps the order of tracks already there, respects the
+//! member's hand edits, and recreates a playlist the member deleted. The bot writes only to
+//! playlists recorded as managed.
+//!
+//! The bot's own writes never come back as hand edits: before each write it records what it
+//! is about to do, so a write that landed while its answer was lost (a crash, a cancelled job,
+//! a time-out) is still known as its own. A write that would land twice if sent twice (adding
+//! tracks, creating a playlist) is not sent again after such a loss: the playlist (or the
+//! member's list of playlists, found by a marker in the description) is read instead.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,6 +18,10 @@ use rspotify::prelude::Id;
 use super::api::{CONTAINS_CHUNK, PAGE, PlaylistInfo, Session, WRITE_CHUNK};
 use super::{Spotify, SpotifyError};
 use crate::domain::{Label, LabelSource, Layer, MemberId, SublistId, Track, TrackId};
+use crate::store::PendingOp;
+
+/// How many times a write that would land twice is sent, reading what landed in between.
+const WRITE_ROUNDS: u32 = 3;
 
 /// A change the member made by hand to a managed playlist since our last write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,14 +120,7 @@ impl Spotify {
             };
             let existing = managed.get(sub).cloned();
             let plan = self
-                .prepare(
-                    session,
-                    layer,
-                    sublist.id,
-                    &sublist.name,
-                    existing,
-                    &followed,
-                )
+                .prepare(session, sublist.id, existing, &followed)
                 .await?;
             plans.push((plan, tracks));
         }
@@ -166,6 +170,16 @@ impl Spotify {
                     want.push(t.clone());
                 }
             }
+            if plan.missing {
+                // No playlist until the first track goes in.
+                if want.is_empty() {
+                    continue;
+                }
+                let name = layer
+                    .sublist(plan.change.sublist)
+                    .map_or("", |s| s.name.as_str());
+                self.create(session, layer, name, &mut plan).await?;
+            }
             self.apply(session, &mut plan, &want).await?;
             report.playlists.push(plan.change);
         }
@@ -198,13 +212,13 @@ impl Spotify {
         Ok(())
     }
 
-    /// Finds (or creates) the sublist's playlist and reads what is in it now.
+    /// Finds the sublist's playlist and reads what is in it now. A playlist the member
+    /// deleted, or one never made, is marked missing (made later, if a track goes in),
+    /// unless a creation whose answer was lost finds its playlist.
     async fn prepare(
         &self,
         session: &Session,
-        layer: &Layer,
         sub: SublistId,
-        name: &str,
         existing: Option<(String, Option<String>)>,
         followed: &HashMap<String, bool>,
     ) -> Result<Plan, SpotifyError> {
@@ -229,21 +243,28 @@ impl Spotify {
         let Some(info) = info else {
             change.created = existing.is_none();
             change.recreated = existing.is_some();
-            let description = format!(
-                "Kept by sublist: the “{name}” sublist of your “{}” layer. Edits you make here are respected.",
-                layer.name
-            );
-            let made = session.create_playlist(name, &description).await?;
-            store
-                .set_managed_playlist(sub, &made.id, &made.snapshot_id)
-                .await?;
-            change.playlist_id = made.id;
-            change.name = made.name;
-            return Ok(Plan {
+            let mut plan = Plan {
                 change,
                 current: Vec::new(),
-                snapshot: made.snapshot_id,
-            });
+                snapshot: String::new(),
+                missing: true,
+            };
+            if let Some(marker) = store.playlist_creation(sub).await?
+                && let Some(found) = find_created(session, &marker).await?
+            {
+                // Made by us while the answer was lost: it is ours, and what it holds is not
+                // a hand edit.
+                store
+                    .set_managed_playlist(sub, &found.id, &found.snapshot_id)
+                    .await?;
+                let (snapshot, current) = read_playlist(session, &found.id).await?;
+                plan.change.playlist_id = found.id;
+                plan.change.name = found.name;
+                plan.current = current;
+                plan.snapshot = snapshot.unwrap_or(found.snapshot_id);
+                plan.missing = false;
+            }
+            return Ok(plan);
         };
         let last_written = store.sublist_tracks(sub).await?;
         let our_snapshot = existing.as_ref().and_then(|(_, s)| s.clone());
@@ -256,16 +277,19 @@ impl Spotify {
             let current = dedup(tracks.into_iter().map(|t| t.id));
             let now: HashSet<&TrackId> = current.iter().collect();
             let before: HashSet<&TrackId> = last_written.iter().collect();
+            // What the bot set out to write since its last record explains a difference as
+            // its own write, whose answer was lost.
+            let ours = store.pending_writes(sub).await?;
             change.hand_edits.extend(
                 current
                     .iter()
-                    .filter(|t| !before.contains(t))
+                    .filter(|t| !before.contains(t) && !ours.added.contains(*t))
                     .map(|t| HandEdit::Added(t.clone())),
             );
             change.hand_edits.extend(
                 last_written
                     .iter()
-                    .filter(|t| !now.contains(t))
+                    .filter(|t| !now.contains(t) && !ours.removed.contains(*t))
                     .map(|t| HandEdit::Removed(t.clone())),
             );
             current
@@ -276,7 +300,53 @@ impl Spotify {
             change,
             current,
             snapshot: info.snapshot_id,
+            missing: false,
         })
+    }
+
+    /// Makes the sublist's playlist. The creation is recorded (with a marker that goes in the
+    /// description) before it is sent; if its answer is lost, the member's playlists are read
+    /// for the marker before another is made.
+    async fn create(
+        &self,
+        session: &Session,
+        layer: &Layer,
+        name: &str,
+        plan: &mut Plan,
+    ) -> Result<(), SpotifyError> {
+        let store = self.store();
+        let sub = plan.change.sublist;
+        let marker = format!("ref {:016x}", rand::random::<u64>());
+        let description = format!(
+            "Kept by sublist: the “{name}” sublist of your “{}” layer. Edits you make here are respected. ({marker})",
+            layer.name
+        );
+        store.begin_playlist_creation(sub, &marker).await?;
+        let mut round = 1;
+        let made = loop {
+            match session.create_playlist(name, &description).await {
+                Ok(made) => break made,
+                Err(SpotifyError::Unavailable(why)) => {
+                    if let Some(found) = find_created(session, &marker).await? {
+                        break found;
+                    }
+                    if round == WRITE_ROUNDS {
+                        return Err(SpotifyError::Unavailable(why));
+                    }
+                    round += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        store
+            .set_managed_playlist(sub, &made.id, &made.snapshot_id)
+            .await?;
+        plan.change.playlist_id = made.id;
+        plan.change.name = made.name;
+        plan.snapshot = made.snapshot_id;
+        plan.current = Vec::new();
+        plan.missing = false;
+        Ok(())
     }
 
     /// Writes the difference between the playlist and `want`: removals, then additions
@@ -304,6 +374,8 @@ impl Spotify {
             .cloned()
             .collect();
         for chunk in removes.chunks(WRITE_CHUNK) {
+            // Removing is the same however often it is sent: the limiter may send it again.
+            store.record_pending(sub, PendingOp::Remove, chunk).await?;
             plan.snapshot = session
                 .remove_items(&plan.change.playlist_id, chunk, Some(&plan.snapshot))
                 .await?;
@@ -316,13 +388,45 @@ impl Spotify {
             plan.change.removed.extend(chunk.iter().cloned());
         }
         for chunk in adds.chunks(WRITE_CHUNK) {
-            plan.snapshot = session.add_items(&plan.change.playlist_id, chunk).await?;
-            plan.change.write_calls += 1;
-            plan.current.extend(chunk.iter().cloned());
-            store
-                .set_sublist_tracks(sub, &plan.current, &plan.snapshot)
-                .await?;
-            plan.change.added.extend(chunk.iter().cloned());
+            let mut left = chunk.to_vec();
+            for round in 1..=WRITE_ROUNDS {
+                store.record_pending(sub, PendingOp::Add, &left).await?;
+                plan.change.write_calls += 1;
+                match session.add_items(&plan.change.playlist_id, &left).await {
+                    Ok(snapshot) => {
+                        plan.snapshot = snapshot;
+                        plan.current.extend(left.iter().cloned());
+                        plan.change.added.append(&mut left);
+                    }
+                    Err(SpotifyError::Unavailable(why)) => {
+                        // The answer was lost: read what landed instead of adding it twice.
+                        let (snapshot, now) =
+                            read_playlist(session, &plan.change.playlist_id).await?;
+                        let now: HashSet<TrackId> = now.into_iter().collect();
+                        let (landed, rest): (Vec<TrackId>, Vec<TrackId>) =
+                            left.into_iter().partition(|t| now.contains(t));
+                        left = rest;
+                        plan.current.extend(landed.iter().cloned());
+                        plan.change.added.extend(landed);
+                        if let Some(snapshot) = snapshot {
+                            plan.snapshot = snapshot;
+                        }
+                        if !left.is_empty() && round == WRITE_ROUNDS {
+                            store
+                                .set_sublist_tracks(sub, &plan.current, &plan.snapshot)
+                                .await?;
+                            return Err(SpotifyError::Unavailable(why));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+                store
+                    .set_sublist_tracks(sub, &plan.current, &plan.snapshot)
+                    .await?;
+                if left.is_empty() {
+                    break;
+                }
+            }
         }
         if removes.is_empty() && adds.is_empty() {
             store
@@ -359,8 +463,9 @@ impl Spotify {
     }
 
     /// Makes an existing playlist of the member's the playlist of `sublist` (of `layer`):
-    /// the bot manages it from now on, and its tracks that have no label in the layer get one
-    /// saying they belong here (source "imported").
+    /// the bot manages it from now on, and each of its tracks gets a label that keeps it there
+    /// (source "imported"): the import is the member's word, and outranks the model's guesses
+    /// (see [`Label::adopted`]).
     pub async fn adopt_playlist(
         &self,
         member: MemberId,
@@ -387,23 +492,9 @@ impl Spotify {
         let store = self.store();
         store.upsert_tracks(&tracks).await?;
         let ids = dedup(tracks.into_iter().map(|t| t.id));
-        store
-            .set_managed_playlist(sublist, &info.id, &info.snapshot_id)
+        let labelled = store
+            .adopt_playlist(layer, sublist, &info.id, &info.snapshot_id, &ids)
             .await?;
-        store
-            .set_sublist_tracks(sublist, &ids, &info.snapshot_id)
-            .await?;
-        let mut labelled = 0;
-        let label = Label::one(sublist);
-        for t in &ids {
-            if store.label(layer.id, t).await?.is_none()
-                && store
-                    .set_label(layer, t, &label, LabelSource::Imported, None)
-                    .await?
-            {
-                labelled += 1;
-            }
-        }
         Ok(Adopted {
             tracks: ids,
             labelled,
@@ -416,7 +507,7 @@ impl Spotify {
 pub struct Adopted {
     /// The playlist's tracks, in order.
     pub tracks: Vec<TrackId>,
-    /// How many of them got an imported label (the others were labelled already).
+    /// How many of them got a new label (the others already named the sublist).
     pub labelled: u32,
 }
 
@@ -436,6 +527,45 @@ struct Plan {
     /// What the playlist holds now, in order.
     current: Vec<TrackId>,
     snapshot: String,
+    /// The sublist has no playlist (yet, or the member deleted it).
+    missing: bool,
+}
+
+/// What a playlist holds now, and its snapshot (None if it changed while being read).
+async fn read_playlist(
+    session: &Session,
+    id: &str,
+) -> Result<(Option<String>, Vec<TrackId>), SpotifyError> {
+    let before = session.playlist(id).await?.map(|i| i.snapshot_id);
+    let items = session.all_playlist_items(id).await?;
+    let after = session.playlist(id).await?.map(|i| i.snapshot_id);
+    let snapshot = before.filter(|b| after.as_ref() == Some(b));
+    Ok((snapshot, dedup(items.into_iter().map(|l| l.track.id))))
+}
+
+/// The member's playlist whose description carries `marker`: one the bot created while the
+/// answer was lost.
+async fn find_created(
+    session: &Session,
+    marker: &str,
+) -> Result<Option<PlaylistInfo>, SpotifyError> {
+    let mut offset = 0;
+    for _ in 0..(10_000 / PAGE) {
+        let page = session.my_playlists(offset).await?;
+        let n = page.items.len();
+        if let Some(found) = page
+            .items
+            .into_iter()
+            .find(|p| p.description.as_deref().is_some_and(|d| d.contains(marker)))
+        {
+            return Ok(Some(found));
+        }
+        if !page.has_next || n == 0 {
+            break;
+        }
+        offset += PAGE;
+    }
+    Ok(None)
 }
 
 fn dedup(ids: impl IntoIterator<Item = TrackId>) -> Vec<TrackId> {

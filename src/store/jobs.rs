@@ -2,6 +2,7 @@
 //! completion, failure with retries, cancellation, restart recovery and the queue's order.
 
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -84,6 +85,9 @@ pub struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub cancel_requested: bool,
+    /// The job failed for a reason its member can read and fix: `last_error` is a sentence for
+    /// them, not detail for the log.
+    pub refused: bool,
 }
 
 /// A job to add.
@@ -96,6 +100,9 @@ pub struct NewJob<'a> {
     pub dedupe_key: Option<&'a str>,
     pub priority: i64,
     pub max_attempts: u32,
+    /// When an equal job is already running (not just queued): queue one follow-up to run after
+    /// it, instead of joining it (a member's `/train` must see the labels given meanwhile).
+    pub follow_running: bool,
 }
 
 /// What [`Store::insert_job`] did.
@@ -188,80 +195,163 @@ fn job_row(row: &SqliteRow) -> Result<JobRow, StoreError> {
         started_at: opt_ts("started_at")?,
         finished_at: opt_ts("finished_at")?,
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        refused: row.try_get::<i64, _>("refused")? != 0,
     })
 }
 
 const JOB_COLUMNS: &str = "id, member_id, kind, payload, dedupe_key, priority, state, attempts, \
-     max_attempts, last_error, result, created_at, run_after, started_at, finished_at, cancel_requested";
+     max_attempts, last_error, result, created_at, run_after, started_at, finished_at, \
+     cancel_requested, refused";
+
+/// The dedupe key of the follow-up that may wait behind a running job with `key`. A job's
+/// family is its key without the trailing `+`: the SQL compares `rtrim(dedupe_key, '+')`.
+fn follow_up_key(key: &str) -> String {
+    format!("{key}+")
+}
+
+/// A `/train` reply that follows training jobs.
+#[derive(Debug)]
+pub struct TrainReply {
+    pub id: i64,
+    pub member: MemberId,
+    /// The interaction token that lets the bot edit the reply.
+    pub token: SecretString,
+    /// The jobs it follows, with the name of the layer each trains.
+    pub jobs: Vec<(JobId, String)>,
+}
 
 impl Store {
-    /// Adds a job, or joins the queued or running job with the same dedupe key (raising its
-    /// priority to the new request's if that is higher).
+    /// Adds a job, or joins the live job with the same dedupe key (raising its priority to the
+    /// new request's if that is higher): the queued one first; else the running one, or, when
+    /// `follow_running` is set, a follow-up queued behind it (joined like any queued job).
     pub async fn insert_job(
         &self,
         job: &NewJob<'_>,
         now: DateTime<Utc>,
     ) -> Result<Inserted, StoreError> {
         let now = ts(now);
-        // The partial unique index `jobs_dedupe` makes the insert and the join race-free:
-        // either this insert wins, or a live job with the key exists and is joined below.
+        let Some(key) = job.dedupe_key.map(|k| k.trim_end_matches('+')) else {
+            let id = self.insert_job_row(job, None, &now).await?;
+            return Ok(Inserted {
+                id: JobId(id.unwrap_or_default()),
+                joined: false,
+            });
+        };
+        // The partial unique index `jobs_dedupe` makes this race-free: an insert that lost a
+        // race inserts nothing, and the loop joins the winner.
         loop {
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO jobs (member_id, kind, payload, dedupe_key, priority, max_attempts, \
-                 created_at, run_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(member_param(job.member))
-            .bind(job.kind)
-            .bind(job.payload)
-            .bind(job.dedupe_key)
-            .bind(job.priority)
-            .bind(i64::from(job.max_attempts))
-            .bind(&now)
-            .bind(&now)
-            .fetch_optional(self.pool())
-            .await?;
-            if let Some(id) = inserted {
-                return Ok(Inserted {
-                    id: JobId(id),
-                    joined: false,
-                });
-            }
-            let joined: Option<i64> = sqlx::query_scalar(
-                "UPDATE jobs SET priority = MAX(priority, ?) \
-                 WHERE dedupe_key = ? AND state IN ('queued', 'running') RETURNING id",
+            let queued: Option<i64> = sqlx::query_scalar(
+                "UPDATE jobs SET priority = MAX(priority, ?1) WHERE id = ( \
+                     SELECT id FROM jobs WHERE rtrim(dedupe_key, '+') = ?2 AND state = 'queued' \
+                     ORDER BY id LIMIT 1) \
+                 RETURNING id",
             )
             .bind(job.priority)
-            .bind(job.dedupe_key)
+            .bind(key)
             .fetch_optional(self.pool())
             .await?;
-            if let Some(id) = joined {
+            if let Some(id) = queued {
                 return Ok(Inserted {
                     id: JobId(id),
                     joined: true,
                 });
             }
-            // The live job finished between the two statements: insert again.
+            let running: Option<(i64, String)> = sqlx::query_as(
+                "SELECT id, dedupe_key FROM jobs \
+                 WHERE rtrim(dedupe_key, '+') = ? AND state = 'running' LIMIT 1",
+            )
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+            let insert_key = match running {
+                None => key.to_owned(),
+                Some((_, running_key)) if job.follow_running => {
+                    if running_key == key {
+                        follow_up_key(key)
+                    } else {
+                        key.to_owned()
+                    }
+                }
+                Some((id, _)) => {
+                    let joined: Option<i64> = sqlx::query_scalar(
+                        "UPDATE jobs SET priority = MAX(priority, ?) \
+                         WHERE id = ? AND state = 'running' RETURNING id",
+                    )
+                    .bind(job.priority)
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?;
+                    match joined {
+                        Some(id) => {
+                            return Ok(Inserted {
+                                id: JobId(id),
+                                joined: true,
+                            });
+                        }
+                        // It finished meanwhile: look again.
+                        None => continue,
+                    }
+                }
+            };
+            if let Some(id) = self.insert_job_row(job, Some(&insert_key), &now).await? {
+                return Ok(Inserted {
+                    id: JobId(id),
+                    joined: false,
+                });
+            }
         }
     }
 
-    /// Claims the next ready job among `kinds`, fairly: the member with the highest-priority
-    /// ready job wins; among equals, the member served least recently (never served first),
-    /// then the member with the oldest ready job. Within the member: priority, then age.
-    /// One statement, so two claimers never get the same job.
+    /// Inserts a job row; None when a live job holds `key` already.
+    async fn insert_job_row(
+        &self,
+        job: &NewJob<'_>,
+        key: Option<&str>,
+        now: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO jobs (member_id, kind, payload, dedupe_key, priority, max_attempts, \
+             created_at, run_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(member_param(job.member))
+        .bind(job.kind)
+        .bind(job.payload)
+        .bind(key)
+        .bind(job.priority)
+        .bind(i64::from(job.max_attempts))
+        .bind(now)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Claims the next ready job among `kinds`, fairly: members take turns, the member served
+    /// least recently first (never served first), then the member with the oldest ready job.
+    /// Within the member: priority (a manual request before their automatic work), then age.
+    /// A job never runs beside one of its family (the same dedupe key, or its follow-up), and
+    /// with `one_per_member` a member who already has a job of `kinds` running waits for it to
+    /// end. One statement, so two claimers never get the same job.
     pub async fn claim_job(
         &self,
         kinds: &[&str],
+        one_per_member: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<JobRow>, StoreError> {
         let sql = format!(
             "WITH ready AS ( \
-                 SELECT id, member_id, priority FROM jobs \
-                 WHERE state = 'queued' AND run_after <= ?1 \
-                   AND kind IN (SELECT value FROM json_each(?2)) \
+                 SELECT q.id, q.member_id, q.priority FROM jobs q \
+                 WHERE q.state = 'queued' AND q.run_after <= ?1 \
+                   AND q.kind IN (SELECT value FROM json_each(?2)) \
+                   AND (q.dedupe_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+                        WHERE r.state = 'running' \
+                          AND rtrim(r.dedupe_key, '+') = rtrim(q.dedupe_key, '+'))) \
+                   AND (NOT ?3 OR q.member_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+                        WHERE r.state = 'running' AND r.member_id = q.member_id \
+                          AND r.kind IN (SELECT value FROM json_each(?2)))) \
              ), \
              members_ready AS ( \
-                 SELECT member_id, MAX(priority) AS top, MIN(id) AS oldest, \
+                 SELECT member_id, MIN(id) AS oldest, \
                      (SELECT MAX(j.claim_seq) FROM jobs j \
                       WHERE j.member_id IS ready.member_id \
                         AND j.kind IN (SELECT value FROM json_each(?2))) AS last_turn \
@@ -269,7 +359,7 @@ impl Store {
              ), \
              chosen AS ( \
                  SELECT member_id FROM members_ready \
-                 ORDER BY top DESC, last_turn IS NOT NULL, last_turn, oldest LIMIT 1 \
+                 ORDER BY last_turn IS NOT NULL, last_turn, oldest LIMIT 1 \
              ) \
              UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?1, \
                  claim_seq = (SELECT COALESCE(MAX(claim_seq), 0) + 1 FROM jobs) \
@@ -282,6 +372,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(ts(now))
             .bind(kinds_param(kinds))
+            .bind(one_per_member)
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(job_row).transpose()
@@ -339,6 +430,34 @@ impl Store {
         Ok(match state.as_deref() {
             None => FailOutcome::NotRunning,
             Some("queued") => FailOutcome::Retrying(retry_at.unwrap_or(now)),
+            Some("cancelled") => FailOutcome::Cancelled,
+            Some(_) => FailOutcome::Failed,
+        })
+    }
+
+    /// Records that a running job failed for good for a reason its member can read and fix;
+    /// `sentence` is kept as its last error and shown to them. A job whose cancel was requested
+    /// ends cancelled.
+    pub async fn refuse_job(
+        &self,
+        id: JobId,
+        sentence: &str,
+        now: DateTime<Utc>,
+    ) -> Result<FailOutcome, StoreError> {
+        let state: Option<String> = sqlx::query_scalar(
+            "UPDATE jobs SET \
+                 state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'failed' END, \
+                 refused = CASE WHEN cancel_requested THEN 0 ELSE 1 END, \
+                 finished_at = ?, last_error = ? \
+             WHERE id = ? AND state = 'running' RETURNING state",
+        )
+        .bind(ts(now))
+        .bind(sentence)
+        .bind(id.0)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match state.as_deref() {
+            None => FailOutcome::NotRunning,
             Some("cancelled") => FailOutcome::Cancelled,
             Some(_) => FailOutcome::Failed,
         })
@@ -484,8 +603,9 @@ impl Store {
         rows.iter().map(job_row).collect()
     }
 
-    /// The queued jobs among `kinds` that are ready at `now`, with each member's last turn: what
-    /// the fairness rule needs to tell a job's place in the queue.
+    /// The queued jobs among `kinds` that are ready at `now` (a follow-up waiting for its running
+    /// sibling is not), with each member's last turn: what the fairness rule needs to tell a
+    /// job's place in the queue.
     pub async fn ready_jobs(
         &self,
         kinds: &[&str],
@@ -496,7 +616,11 @@ impl Store {
                  (SELECT MAX(k.claim_seq) FROM jobs k WHERE k.member_id IS j.member_id \
                   AND k.kind IN (SELECT value FROM json_each(?2))) AS last_turn \
              FROM jobs j WHERE j.state = 'queued' AND j.run_after <= ?1 \
-               AND j.kind IN (SELECT value FROM json_each(?2)) ORDER BY j.id",
+               AND j.kind IN (SELECT value FROM json_each(?2)) \
+               AND (j.dedupe_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r \
+                    WHERE r.state = 'running' \
+                      AND rtrim(r.dedupe_key, '+') = rtrim(j.dedupe_key, '+'))) \
+             ORDER BY j.id",
         )
         .bind(ts(now))
         .bind(kinds_param(kinds))
@@ -545,5 +669,86 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// A fingerprint of what the member's data jobs have done so far: the motherlist sync's
+    /// place, the liked tracks, the labels, and each managed playlist's last written snapshot.
+    /// It changes when a sync, sort or write makes progress, so a job that ran out of time can
+    /// tell whether a further attempt continues where it stopped.
+    pub async fn work_mark(&self, member: MemberId) -> Result<String, StoreError> {
+        let mark: Option<String> = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT resume_offset || '/' || initial_done || '/' || \
+                         full_pass_offset FROM sync_state WHERE member_id = ?1), '-') \
+                 || ' ' || (SELECT COUNT(*) FROM liked WHERE member_id = ?1) \
+                 || ' ' || (SELECT COUNT(*) FROM labels l JOIN layers y ON y.id = l.layer_id \
+                            WHERE y.member_id = ?1) \
+                 || ' ' || COALESCE((SELECT group_concat(v, ',') FROM ( \
+                        SELECT COALESCE(s.playlist_id, '') || ':' || COALESCE(s.snapshot_id, '') \
+                            AS v \
+                        FROM sublists s JOIN layers y ON y.id = s.layer_id \
+                        WHERE y.member_id = ?1 ORDER BY s.id)), '')",
+        )
+        .bind(member.0 as i64)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(mark.unwrap_or_default())
+    }
+
+    /// Records a `/train` reply (its interaction token sealed) that follows `jobs` until
+    /// `expires_at`; returns its id.
+    pub async fn save_train_reply(
+        &self,
+        member: MemberId,
+        token: &str,
+        jobs: &[(JobId, String)],
+        expires_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let jobs: Vec<(i64, &str)> = jobs.iter().map(|(j, n)| (j.0, n.as_str())).collect();
+        let jobs = serde_json::to_string(&jobs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(sqlx::query_scalar(
+            "INSERT INTO train_replies (member_id, token, jobs, expires_at) VALUES (?, ?, ?, ?) \
+             RETURNING id",
+        )
+        .bind(member.0 as i64)
+        .bind(self.seal(token))
+        .bind(jobs)
+        .bind(ts(expires_at))
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// The `/train` replies that can still be edited at `now`; the expired ones are deleted.
+    pub async fn train_replies(&self, now: DateTime<Utc>) -> Result<Vec<TrainReply>, StoreError> {
+        sqlx::query("DELETE FROM train_replies WHERE expires_at <= ?")
+            .bind(ts(now))
+            .execute(self.pool())
+            .await?;
+        let rows = sqlx::query("SELECT id, member_id, token, jobs FROM train_replies ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let sealed: Vec<u8> = row.try_get("token")?;
+            let jobs: String = row.try_get("jobs")?;
+            let jobs: Vec<(i64, String)> = serde_json::from_str(&jobs)
+                .map_err(|_| StoreError::Corrupt(format!("train reply {id}")))?;
+            out.push(TrainReply {
+                id,
+                member: MemberId(row.try_get::<i64, _>("member_id")? as u64),
+                token: self.unseal(&sealed)?,
+                jobs: jobs.into_iter().map(|(j, n)| (JobId(j), n)).collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forgets a `/train` reply that reached its final state (or can no longer be edited).
+    pub async fn delete_train_reply(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM train_replies WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

@@ -25,7 +25,7 @@ impl Store {
         rules: LayerRules,
     ) -> Result<Layer> {
         self.ensure_member(member).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let existing: Vec<String> =
             sqlx::query_scalar("SELECT name FROM layers WHERE member_id = ?")
                 .bind(member.0 as i64)
@@ -121,7 +121,7 @@ impl Store {
             .layer(layer)
             .await?
             .ok_or(StoreError::NotFound("layer"))?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let others: Vec<String> =
             sqlx::query_scalar("SELECT name FROM layers WHERE member_id = ? AND id != ?")
                 .bind(l.member.0 as i64)
@@ -200,12 +200,27 @@ impl Store {
         })
     }
 
-    /// Deletes a sublist; labels that named it lose it.
+    /// Deletes a sublist, in one transaction with its labels: a label that named only this
+    /// sublist goes (the track is unlabelled again, not in the void); one that named others
+    /// too keeps those.
     pub async fn remove_sublist(&self, sublist: SublistId) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "DELETE FROM labels WHERE EXISTS (
+                 SELECT 1 FROM label_sublists ls WHERE ls.layer_id = labels.layer_id
+                     AND ls.track_id = labels.track_id AND ls.sublist_id = ?1)
+             AND NOT EXISTS (
+                 SELECT 1 FROM label_sublists ls WHERE ls.layer_id = labels.layer_id
+                     AND ls.track_id = labels.track_id AND ls.sublist_id != ?1)",
+        )
+        .bind(sublist.0)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM sublists WHERE id = ?")
             .bind(sublist.0)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -1,5 +1,6 @@
 //! Members and their settings; forgetting a member.
 
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Result, Store};
@@ -91,12 +92,77 @@ impl Store {
     /// jobs go in one transaction (the schema cascades from `members`). Track metadata, shared
     /// with other members, stays. Returns whether the member existed.
     pub async fn delete_member(&self, member: MemberId) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM members WHERE id = ?")
             .bind(member.0 as i64)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Forgets the member like [`Store::delete_member`], and returns the Discord messages
+    /// (channel, message) the bot posted for them (prompts, announcements), read in the same
+    /// IMMEDIATE transaction, for the caller to delete from Discord. None when the member was
+    /// not known.
+    pub async fn forget_member(&self, member: MemberId) -> Result<Option<Vec<(u64, u64)>>> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "SELECT channel_id, message_id FROM prompts
+                 WHERE member_id = ? AND channel_id IS NOT NULL AND message_id IS NOT NULL
+             UNION
+             SELECT channel_id, message_id FROM member_messages WHERE member_id = ?",
+        )
+        .bind(member.0 as i64)
+        .bind(member.0 as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let messages = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>("channel_id") as u64,
+                    r.get::<i64, _>("message_id") as u64,
+                )
+            })
+            .collect();
+        let done = sqlx::query("DELETE FROM members WHERE id = ?")
+            .bind(member.0 as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((done.rows_affected() > 0).then_some(messages))
+    }
+
+    /// Records a message the bot posted for the member (an announcement, a digest), so that
+    /// forgetting them deletes it. False when the member is not (or no longer) known: the
+    /// caller should delete the message itself.
+    pub async fn record_member_message(
+        &self,
+        member: MemberId,
+        channel: u64,
+        message: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO member_messages (message_id, channel_id, member_id, posted_at)
+             SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM members WHERE id = ?)
+             ON CONFLICT(message_id) DO NOTHING",
+        )
+        .bind(message as i64)
+        .bind(channel as i64)
+        .bind(member.0 as i64)
+        .bind(now)
+        .bind(member.0 as i64)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE id = ?")
+            .bind(member.0 as i64)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(known.is_some())
     }
 }

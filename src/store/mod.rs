@@ -17,12 +17,15 @@ mod tracks;
 
 pub use cipher::Cipher;
 pub use guilds::GuildSettings;
-pub use jobs::{CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob};
+pub use jobs::{
+    CancelOutcome, FailOutcome, Inserted, JobId, JobRow, JobState, NewJob, ReadyJob, TrainReply,
+};
 pub use labels::LabelCount;
-pub use links::{LinkRow, LinkStatus, OAuthState};
+pub use links::{Bind, LinkRow, LinkStatus, OAuthState};
 pub use members::MemberSettings;
 pub use models::StoredModel;
-pub use prompts::{Prompt, PromptId, PromptState};
+pub(crate) use playlists::PendingOp;
+pub use prompts::{CloseReason, Prompt, PromptId, PromptState};
 pub use sync::SyncState;
 
 use std::path::Path;
@@ -136,6 +139,14 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A transaction that writes: it takes SQLite's write lock at `BEGIN` (IMMEDIATE), so it
+    /// waits its turn under the busy timeout instead of failing with "database is locked"
+    /// when another writer commits between its reads and its writes (a deferred transaction
+    /// cannot be retried then). Every transaction that writes begins here.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Seals a secret for a row.

@@ -2,6 +2,9 @@
 //! (layer, track); the row outlives the bot process, so buttons and reactions work after a
 //! restart.
 
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -27,10 +30,22 @@ pub enum PromptState {
     /// Posted, waiting for an answer.
     Open,
     Answered,
-    /// The member chose to be asked later.
+    /// The member chose to be asked later: only `/label` asks about it again.
     Skipped,
-    /// No longer asked (the track left the motherlist, or a newer prompt replaced it).
+    /// No longer asked: the track left the motherlist, was answered another way, or was sorted
+    /// with confidence (see [`CloseReason`]).
     Closed,
+}
+
+/// Why an open prompt was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The track left the motherlist (unliked, or gone from the playlist).
+    Unliked,
+    /// The track got the member's label another way: a hand edit on Spotify, an import.
+    Answered,
+    /// The model placed the track with enough confidence.
+    Sorted,
 }
 
 impl PromptState {
@@ -218,14 +233,148 @@ impl Store {
 }
 
 impl Store {
-    /// Tracks a prompt already asks (or asked) about in a layer.
-    pub async fn prompted_tracks(&self, layer: LayerId) -> Result<Vec<TrackId>> {
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT track_id FROM prompts WHERE layer_id = ?")
-                .bind(layer.0)
-                .fetch_all(self.pool())
-                .await?;
-        Ok(ids.iter().filter_map(|i| TrackId::parse(i).ok()).collect())
+    /// Closes the member's open prompts whose question is settled: the track left the
+    /// motherlist, has a label given another way, or was placed by the model (which places
+    /// only what it is sure of). Returns each with why, so that its message can say so.
+    pub async fn close_settled_prompts(
+        &self,
+        member: MemberId,
+    ) -> Result<Vec<(Prompt, CloseReason)>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.member_id, p.layer_id, p.track_id, p.channel_id, p.message_id, \
+                 p.guess, p.state, \
+                 EXISTS (SELECT 1 FROM liked k WHERE k.member_id = p.member_id \
+                     AND k.track_id = p.track_id) AS liked, \
+                 (SELECT l.source FROM labels l WHERE l.layer_id = p.layer_id \
+                     AND l.track_id = p.track_id) AS source \
+             FROM prompts p WHERE p.member_id = ? AND p.state = 'open'",
+        )
+        .bind(member.0 as i64)
+        .fetch_all(self.pool())
+        .await?;
+        let mut closed = Vec::new();
+        for r in &rows {
+            let liked: bool = r.get("liked");
+            let source: Option<String> = r.get("source");
+            let reason = match (liked, source.as_deref()) {
+                (false, _) => CloseReason::Unliked,
+                (true, Some("model")) => CloseReason::Sorted,
+                (true, Some(_)) => CloseReason::Answered,
+                (true, None) => continue,
+            };
+            let mut prompt = prompt_from_row(r)?;
+            let done =
+                sqlx::query("UPDATE prompts SET state = 'closed' WHERE id = ? AND state = 'open'")
+                    .bind(prompt.id.0)
+                    .execute(self.pool())
+                    .await?;
+            if done.rows_affected() == 1 {
+                prompt.state = PromptState::Closed;
+                closed.push((prompt, reason));
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Forgets the member's prompts recorded before `before` and never posted (the process
+    /// stopped between recording and posting), so that they no longer take up the budget.
+    /// Returns how many.
+    pub async fn reclaim_unposted_prompts(
+        &self,
+        member: MemberId,
+        before: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM prompts WHERE member_id = ? AND state = 'pending' AND created_at < ?",
+        )
+        .bind(member.0 as i64)
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Where each track asked about in a layer stands.
+    pub async fn prompt_states(&self, layer: LayerId) -> Result<HashMap<TrackId, PromptState>> {
+        let rows = sqlx::query("SELECT track_id, state FROM prompts WHERE layer_id = ?")
+            .bind(layer.0)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let track: String = r.get("track_id");
+            let state: String = r.get("state");
+            if let (Ok(track), Some(state)) = (TrackId::parse(&track), PromptState::parse(&state)) {
+                out.insert(track, state);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many prompts wait for an answer (pending or open) in each of the member's layers.
+    pub async fn open_prompts_by_layer(&self, member: MemberId) -> Result<HashMap<LayerId, u32>> {
+        let rows = sqlx::query(
+            "SELECT layer_id, COUNT(*) AS n FROM prompts \
+             WHERE member_id = ? AND state IN ('pending', 'open') GROUP BY layer_id",
+        )
+        .bind(member.0 as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (LayerId(r.get("layer_id")), r.get::<i64, _>("n") as u32))
+            .collect())
+    }
+
+    /// When the member's last digest was posted, and the (layer, track) pairs it counted.
+    pub async fn last_digest(
+        &self,
+        member: MemberId,
+    ) -> Result<Option<(DateTime<Utc>, HashSet<(LayerId, TrackId)>)>> {
+        let row = sqlx::query("SELECT sent_at, waiting FROM prompt_digests WHERE member_id = ?")
+            .bind(member.0 as i64)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let sent_at: DateTime<Utc> = row.get("sent_at");
+        let waiting: String = row.get("waiting");
+        let keys: Vec<String> = serde_json::from_str(&waiting)
+            .map_err(|_| StoreError::Corrupt(format!("digest of member {member}")))?;
+        let waiting = keys
+            .iter()
+            .filter_map(|k| {
+                let (layer, track) = k.split_once(':')?;
+                Some((LayerId(layer.parse().ok()?), TrackId::parse(track).ok()?))
+            })
+            .collect();
+        Ok(Some((sent_at, waiting)))
+    }
+
+    /// Records that a digest counting `waiting` was posted to the member at `sent_at`.
+    pub async fn record_digest(
+        &self,
+        member: MemberId,
+        sent_at: DateTime<Utc>,
+        waiting: &[(LayerId, TrackId)],
+    ) -> Result<()> {
+        let keys: Vec<String> = waiting
+            .iter()
+            .map(|(layer, track)| format!("{}:{}", layer.0, track.as_str()))
+            .collect();
+        let keys = serde_json::to_string(&keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO prompt_digests (member_id, sent_at, waiting) VALUES (?, ?, ?) \
+             ON CONFLICT(member_id) DO UPDATE SET sent_at = excluded.sent_at, \
+                 waiting = excluded.waiting",
+        )
+        .bind(member.0 as i64)
+        .bind(sent_at)
+        .bind(keys)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 }
 
@@ -318,5 +467,177 @@ mod tests {
         );
         store.delete_prompt(id).await.unwrap();
         assert_eq!(store.prompt(id).await.unwrap(), None);
+    }
+}
+
+#[cfg(test)]
+mod closing {
+    use super::*;
+    use crate::domain::{LabelSource, LayerRules, LikedTrack, Track};
+    use crate::store::SyncState;
+
+    fn id(n: u32) -> TrackId {
+        TrackId::parse(&format!("{n:0>22}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn settled_prompts_close_with_their_reason_and_the_rest_stay_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_at(&dir.path().join("t.db"), &[7; 32])
+            .await
+            .unwrap();
+        let m = MemberId(1);
+        let layer = store
+            .create_layer(
+                m,
+                "Mood",
+                LayerRules {
+                    mutual: true,
+                    complete: false,
+                },
+            )
+            .await
+            .unwrap();
+        let calm = store.add_sublist(layer.id, "Calm", "🌙").await.unwrap();
+        let layer = store.layer(layer.id).await.unwrap().unwrap();
+        let tracks: Vec<Track> = (1..=5).map(|n| Track::bare(id(n), "Song")).collect();
+        store.upsert_tracks(&tracks).await.unwrap();
+        // Tracks 2 to 5 are liked; track 1 was unliked.
+        let liked: Vec<LikedTrack> = tracks[1..]
+            .iter()
+            .map(|t| LikedTrack {
+                track: t.clone(),
+                added_at: Utc::now(),
+            })
+            .collect();
+        store
+            .save_liked_page(m, &liked, Utc::now(), &SyncState::default())
+            .await
+            .unwrap();
+        let mut prompts = Vec::new();
+        for n in 1..=5 {
+            let p = store
+                .create_prompt(m, layer.id, &id(n), None)
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .set_prompt_posted(p, 10, 100 + u64::from(n))
+                .await
+                .unwrap();
+            prompts.push(p);
+        }
+        // Track 2 answered by a hand edit, track 3 placed by the model; track 4 still waits,
+        // and track 5's prompt was skipped.
+        let calm_label = Label::one(calm.id);
+        store
+            .set_label(&layer, &id(2), &calm_label, LabelSource::Member, None)
+            .await
+            .unwrap();
+        store
+            .set_label(&layer, &id(3), &calm_label, LabelSource::Model, Some(0.95))
+            .await
+            .unwrap();
+        store
+            .set_prompt_state(prompts[4], PromptState::Skipped)
+            .await
+            .unwrap();
+
+        let closed: Vec<(PromptId, CloseReason)> = store
+            .close_settled_prompts(m)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(p, why)| {
+                assert_eq!(p.state, PromptState::Closed);
+                (p.id, why)
+            })
+            .collect();
+        assert_eq!(
+            closed,
+            vec![
+                (prompts[0], CloseReason::Unliked),
+                (prompts[1], CloseReason::Answered),
+                (prompts[2], CloseReason::Sorted),
+            ]
+        );
+        let state = |p: PromptId| {
+            let store = store.clone();
+            async move { store.prompt(p).await.unwrap().unwrap().state }
+        };
+        assert_eq!(state(prompts[3]).await, PromptState::Open);
+        assert_eq!(state(prompts[4]).await, PromptState::Skipped);
+        assert_eq!(store.open_prompt_count(m).await.unwrap(), 1);
+        assert!(store.close_settled_prompts(m).await.unwrap().is_empty());
+        let states = store.prompt_states(layer.id).await.unwrap();
+        assert_eq!(states.get(&id(5)), Some(&PromptState::Skipped));
+        assert_eq!(states.get(&id(1)), Some(&PromptState::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_prompt_never_posted_stops_counting_against_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_at(&dir.path().join("t.db"), &[7; 32])
+            .await
+            .unwrap();
+        let m = MemberId(1);
+        let layer = store
+            .create_layer(
+                m,
+                "Mood",
+                LayerRules {
+                    mutual: true,
+                    complete: false,
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .upsert_tracks(&[Track::bare(id(1), "A"), Track::bare(id(2), "B")])
+            .await
+            .unwrap();
+        let lost = store
+            .create_prompt(m, layer.id, &id(1), None)
+            .await
+            .unwrap()
+            .unwrap();
+        let posted = store
+            .create_prompt(m, layer.id, &id(2), None)
+            .await
+            .unwrap()
+            .unwrap();
+        store.set_prompt_posted(posted, 10, 11).await.unwrap();
+        assert_eq!(store.open_prompt_count(m).await.unwrap(), 2);
+        // Recorded a moment ago: still being posted, kept.
+        let a_minute_ago = Utc::now() - chrono::Duration::minutes(1);
+        assert_eq!(
+            store
+                .reclaim_unposted_prompts(m, a_minute_ago)
+                .await
+                .unwrap(),
+            0
+        );
+        // Later, it is known lost; the posted one stays.
+        let later = Utc::now() + chrono::Duration::seconds(1);
+        assert_eq!(store.reclaim_unposted_prompts(m, later).await.unwrap(), 1);
+        assert_eq!(store.prompt(lost).await.unwrap(), None);
+        assert_eq!(store.open_prompt_count(m).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_last_digest_is_remembered_with_what_it_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_at(&dir.path().join("t.db"), &[7; 32])
+            .await
+            .unwrap();
+        let m = MemberId(1);
+        store.ensure_member(m).await.unwrap();
+        assert_eq!(store.last_digest(m).await.unwrap(), None);
+        let at = Utc::now();
+        let counted = vec![(LayerId(3), id(1)), (LayerId(4), id(1))];
+        store.record_digest(m, at, &counted).await.unwrap();
+        let (sent, seen) = store.last_digest(m).await.unwrap().unwrap();
+        assert_eq!(sent, at);
+        assert_eq!(seen, counted.into_iter().collect());
     }
 }

@@ -82,7 +82,7 @@ impl Store {
     }
 
     pub async fn put_sync_state(&self, member: MemberId, s: &SyncState) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         Self::put_sync_state_tx(&mut tx, member, s).await?;
         tx.commit().await?;
         Ok(())
@@ -99,7 +99,7 @@ impl Store {
     ) -> Result<Vec<TrackId>, StoreError> {
         let tracks: Vec<Track> = page.iter().map(|l| l.track.clone()).collect();
         self.upsert_tracks(&tracks).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut new = Vec::new();
         for l in page {
             let known = sqlx::query("SELECT 1 FROM liked WHERE member_id = ? AND track_id = ?")
@@ -179,7 +179,7 @@ impl Store {
         ids: &[TrackId],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         for id in ids {
             sqlx::query("UPDATE liked SET seen_at = ? WHERE member_id = ? AND track_id = ?")
                 .bind(at)
@@ -197,7 +197,7 @@ impl Store {
         member: MemberId,
         ids: &[TrackId],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         for id in ids {
             sqlx::query("DELETE FROM liked WHERE member_id = ? AND track_id = ?")
                 .bind(member.0 as i64)
@@ -225,7 +225,7 @@ impl Store {
     /// Drops the member's motherlist tracks and sync state, so the next sync reads the
     /// (changed) motherlist from the start.
     pub(crate) async fn reset_motherlist(&self, member: MemberId) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM liked WHERE member_id = ?")
             .bind(member.0 as i64)
             .execute(&mut *tx)

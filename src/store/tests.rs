@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::domain::{
-    AudioFeatures, Label, LabelSource, LayerRules, MemberId, Motherlist, ReleasePrecision, Track,
-    TrackId,
+    AudioFeatures, Label, LabelSource, LayerRules, MemberId, Motherlist, ReleasePrecision,
+    SublistId, Track, TrackId,
 };
 
 const KEY: [u8; 32] = [42; 32];
@@ -224,6 +224,253 @@ async fn labels_round_trip_and_model_never_overrides_a_person() {
 }
 
 #[tokio::test]
+async fn removing_a_sublist_drops_the_labels_that_named_only_it_and_keeps_the_void() {
+    for complete in [false, true] {
+        let (_d, s) = fresh().await;
+        let rules = LayerRules {
+            mutual: false,
+            complete,
+        };
+        let layer = s.create_layer(MemberId(1), "Mood", rules).await.unwrap();
+        let a = s.add_sublist(layer.id, "A", "🅰️").await.unwrap();
+        let b = s.add_sublist(layer.id, "B", "🅱️").await.unwrap();
+        let layer = s.layer(layer.id).await.unwrap().unwrap();
+        let tracks: Vec<Track> = (1..=5).map(track).collect();
+        s.upsert_tracks(&tracks).await.unwrap();
+        let id = |n: usize| tracks[n - 1].id.clone();
+        let label = |ids: &[SublistId]| Label::from_set(ids.iter().copied().collect());
+        for (n, l, source) in [
+            (1, label(&[b.id]), LabelSource::Member),
+            (2, label(&[a.id, b.id]), LabelSource::Member),
+            (3, label(&[a.id]), LabelSource::Imported),
+            (4, label(&[b.id]), LabelSource::Model),
+        ] {
+            assert!(s.set_label(&layer, &id(n), &l, source, None).await.unwrap());
+        }
+        if !complete {
+            s.set_label(&layer, &id(5), &Label::Void, LabelSource::Member, None)
+                .await
+                .unwrap();
+        }
+
+        assert!(s.remove_sublist(b.id).await.unwrap());
+        let left: Vec<(TrackId, Label, LabelSource)> = s
+            .labels(layer.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.track, l.label, l.source))
+            .collect();
+        let mut expected = vec![
+            (id(2), Label::one(a.id), LabelSource::Member),
+            (id(3), Label::one(a.id), LabelSource::Imported),
+        ];
+        if !complete {
+            expected.push((id(5), Label::Void, LabelSource::Member));
+        }
+        assert_eq!(left, expected, "complete: {complete}");
+        assert_eq!(
+            s.label(layer.id, &id(1)).await.unwrap(),
+            None,
+            "not the void"
+        );
+        let counts = s.label_counts(layer.id).await.unwrap();
+        assert_eq!(counts.void, u32::from(!complete));
+    }
+}
+
+#[tokio::test]
+async fn clearing_a_model_label_keeps_an_answer_that_landed_meanwhile() {
+    let (_d, s) = fresh().await;
+    let layer = s.create_layer(MemberId(1), "Mood", RULES).await.unwrap();
+    let a = s.add_sublist(layer.id, "A", "🅰️").await.unwrap();
+    let layer = s.layer(layer.id).await.unwrap().unwrap();
+    let (t1, t2) = (track(1), track(2));
+    s.upsert_tracks(&[t1.clone(), t2.clone()]).await.unwrap();
+    for t in [&t1, &t2] {
+        s.set_label(
+            &layer,
+            &t.id,
+            &Label::one(a.id),
+            LabelSource::Model,
+            Some(0.8),
+        )
+        .await
+        .unwrap();
+    }
+    // The member answers about t2 after a sort read the model's label.
+    s.set_label(&layer, &t2.id, &Label::Void, LabelSource::Member, None)
+        .await
+        .unwrap();
+    assert!(s.clear_model_label(layer.id, &t1.id).await.unwrap());
+    assert!(!s.clear_model_label(layer.id, &t2.id).await.unwrap());
+    assert_eq!(s.label(layer.id, &t1.id).await.unwrap(), None);
+    let kept = s.label(layer.id, &t2.id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.label, kept.source),
+        (Label::Void, LabelSource::Member)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_read_then_write_transactions_all_succeed() {
+    let (_d, s) = fresh().await;
+    let layer = s.create_layer(MemberId(1), "Mood", RULES).await.unwrap();
+    let a = s.add_sublist(layer.id, "A", "🅰️").await.unwrap();
+    let b = s.add_sublist(layer.id, "B", "🅱️").await.unwrap();
+    let layer = s.layer(layer.id).await.unwrap().unwrap();
+    let tracks: Vec<Track> = (1..=10).map(track).collect();
+    s.upsert_tracks(&tracks).await.unwrap();
+    // Eight tasks, more than the pool's connections, each reading then writing labels (the
+    // model's and the member's) on the same tracks, and layers of their own.
+    let mut tasks = Vec::new();
+    for task in 0..8u64 {
+        let (s, layer, tracks) = (s.clone(), layer.clone(), tracks.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..40u64 {
+                let t = &tracks[((task + round) % 10) as usize].id;
+                let (label, source) = match (task + round) % 3 {
+                    0 => (Label::one(a.id), LabelSource::Model),
+                    1 => (Label::one(b.id), LabelSource::Member),
+                    _ => (Label::Void, LabelSource::Model),
+                };
+                s.set_label(&layer, t, &label, source, Some(0.5)).await?;
+                if round % 10 == 0 {
+                    s.create_layer(MemberId(100 + task), &format!("L{round}"), RULES)
+                        .await?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(s.labels(layer.id).await.unwrap().len(), 10);
+    assert_eq!(count(&s, "layers").await, 1 + 8 * 4);
+}
+
+#[tokio::test]
+async fn the_void_becomes_explicit_and_leftovers_in_complete_layers_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    // A database as the previous schema left it.
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate!("./migrations")
+        .run_to(3, &pool)
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO members (id, created_at) VALUES (1, 'now')",
+        "INSERT INTO layers (id, member_id, name, mutual, complete, created_at) VALUES (1, 1, 'Open', 0, 0, 'now')",
+        "INSERT INTO layers (id, member_id, name, mutual, complete, created_at) VALUES (2, 1, 'Full', 1, 1, 'now')",
+        "INSERT INTO sublists (id, layer_id, name, emoji, created_at) VALUES (1, 1, 'A', '🅰️', 'now')",
+        "INSERT INTO sublists (id, layer_id, name, emoji, created_at) VALUES (2, 2, 'B', '🅱️', 'now')",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let ids: Vec<String> = (1..=4).map(|n| track(n).id.to_string()).collect();
+    for id in &ids {
+        sqlx::query("INSERT INTO tracks (id, name, artists) VALUES (?, 'x', '[]')")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    // Layer 1: track 1 in A, track 2 without sublists; layer 2: track 3 in B, track 4 without.
+    for (layer, id, sublist) in [
+        (1, &ids[0], Some(1)),
+        (1, &ids[1], None),
+        (2, &ids[2], Some(2)),
+        (2, &ids[3], None),
+    ] {
+        sqlx::query("INSERT INTO labels (layer_id, track_id, source, updated_at) VALUES (?, ?, 'member', 'now')")
+            .bind(layer)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        if let Some(sublist) = sublist {
+            sqlx::query(
+                "INSERT INTO label_sublists (layer_id, track_id, sublist_id) VALUES (?, ?, ?)",
+            )
+            .bind(layer)
+            .bind(id)
+            .bind(sublist)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    }
+    pool.close().await;
+
+    let s = Store::open_at(&path, &KEY).await.unwrap();
+    let open: Vec<Label> = s
+        .labels(crate::domain::LayerId(1))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.label)
+        .collect();
+    assert_eq!(
+        open,
+        vec![Label::one(crate::domain::SublistId(1)), Label::Void]
+    );
+    let full: Vec<Label> = s
+        .labels(crate::domain::LayerId(2))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.label)
+        .collect();
+    assert_eq!(full, vec![Label::one(crate::domain::SublistId(2))]);
+    assert_eq!(count(&s, "labels").await, 3);
+}
+
+#[tokio::test]
+async fn pending_writes_are_kept_until_the_playlist_is_recorded() {
+    let (_d, s) = fresh().await;
+    let layer = s.create_layer(MemberId(1), "Mood", RULES).await.unwrap();
+    let a = s.add_sublist(layer.id, "A", "🅰️").await.unwrap();
+    let tracks: Vec<Track> = (1..=3).map(track).collect();
+    s.upsert_tracks(&tracks).await.unwrap();
+    let ids: Vec<TrackId> = tracks.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(s.playlist_creation(a.id).await.unwrap(), None);
+    s.begin_playlist_creation(a.id, "ref 1").await.unwrap();
+    assert_eq!(
+        s.playlist_creation(a.id).await.unwrap().as_deref(),
+        Some("ref 1")
+    );
+    s.set_managed_playlist(a.id, "pl1", "snap1").await.unwrap();
+    assert_eq!(s.playlist_creation(a.id).await.unwrap(), None);
+
+    s.record_pending(a.id, PendingOp::Add, &ids[..2])
+        .await
+        .unwrap();
+    s.record_pending(a.id, PendingOp::Remove, &ids[2..])
+        .await
+        .unwrap();
+    let pending = s.pending_writes(a.id).await.unwrap();
+    assert_eq!(pending.added, ids[..2].iter().cloned().collect());
+    assert_eq!(pending.removed, ids[2..].iter().cloned().collect());
+    s.set_sublist_tracks(a.id, &ids[..2], "snap2")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.pending_writes(a.id).await.unwrap(),
+        playlists::PendingWrites::default()
+    );
+    assert_eq!(s.sublist_tracks(a.id).await.unwrap(), ids[..2]);
+}
+
+#[tokio::test]
 async fn a_transaction_that_fails_half_way_leaves_nothing() {
     let (_d, s) = fresh().await;
     let layer = s.create_layer(MemberId(1), "Mood", RULES).await.unwrap();
@@ -331,6 +578,7 @@ async fn deleting_a_member_leaves_no_row_of_theirs() {
             "INSERT INTO prompts (member_id, layer_id, track_id, created_at) SELECT ?1, id, '0000000000000000000001', 'x' FROM layers WHERE member_id = ?1",
             "INSERT INTO jobs (member_id, kind, payload, created_at, run_after) VALUES (?1, 'sync', '{}', 'x', 'x')",
             "INSERT INTO sublist_tracks (sublist_id, track_id, position) SELECT s.id, '0000000000000000000001', 0 FROM sublists s JOIN layers l ON l.id = s.layer_id WHERE l.member_id = ?1",
+            "INSERT INTO sublist_pending (sublist_id, track_id, op) SELECT s.id, '0000000000000000000001', 'add' FROM sublists s JOIN layers l ON l.id = s.layer_id WHERE l.member_id = ?1",
         ] {
             sqlx::query(sql).bind(id).execute(s.pool()).await.unwrap();
         }
@@ -344,6 +592,7 @@ async fn deleting_a_member_leaves_no_row_of_theirs() {
         "layers",
         "sublists",
         "sublist_tracks",
+        "sublist_pending",
         "labels",
         "label_sublists",
         "models",
@@ -363,4 +612,156 @@ async fn deleting_a_member_leaves_no_row_of_theirs() {
         );
     }
     assert_eq!(count(&s, "tracks").await, 1, "shared track metadata stays");
+}
+
+fn link_row(member: u64, app: &str, account: &str) -> LinkRow {
+    let now = chrono::Utc::now();
+    LinkRow {
+        member: MemberId(member),
+        app_client_id: app.into(),
+        account_id: account.into(),
+        user_id: account.into(),
+        display_name: None,
+        access_token: Some(secrecy::SecretString::from("at")),
+        refresh_token: Some(secrecy::SecretString::from("rt")),
+        access_expires_at: None,
+        authorized_at: now,
+        refresh_expires_at: now + chrono::Duration::days(180),
+        status: LinkStatus::Active,
+        linked_at: now,
+        expiry_warned_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_started_together_reserve_at_most_each_apps_cap() {
+    let (_d, s) = fresh().await;
+    let now = chrono::Utc::now();
+    let until = now + chrono::Duration::minutes(10);
+    for i in 1..=9 {
+        s.ensure_member(MemberId(i)).await.unwrap();
+    }
+    let tasks: Vec<_> = (1..=8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.reserve_link_slot(
+                    MemberId(i),
+                    &format!("state{i}"),
+                    until,
+                    &[("a", 2), ("b", 1)],
+                    now,
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    let on = |app: &str| got.iter().filter(|g| g.as_deref() == Some(app)).count();
+    assert_eq!((on("a"), on("b")), (2, 1), "{got:?}");
+    // Attempts that expired free their slots.
+    let later = until + chrono::Duration::seconds(1);
+    let app = s
+        .reserve_link_slot(MemberId(9), "state9", later, &[("a", 2), ("b", 1)], later)
+        .await
+        .unwrap();
+    assert_eq!(app.as_deref(), Some("a"));
+}
+
+#[tokio::test]
+async fn binding_a_link_checks_the_cap_and_the_account_together() {
+    let (_d, s) = fresh().await;
+    for i in 1..=3 {
+        s.ensure_member(MemberId(i)).await.unwrap();
+    }
+    let until = chrono::Utc::now() + chrono::Duration::minutes(15);
+    let first = link_row(1, "a", "acct1");
+    s.put_pending_link(&first, until).await.unwrap();
+    assert!(s.pending_link(MemberId(1)).await.unwrap().is_some());
+    assert_eq!(s.bind_link(&first, 1).await.unwrap(), Bind::Bound);
+    assert!(s.pending_link(MemberId(1)).await.unwrap().is_none());
+    assert_eq!(
+        s.bind_link(&link_row(2, "a", "acct2"), 1).await.unwrap(),
+        Bind::AppFull
+    );
+    assert_eq!(
+        s.bind_link(&link_row(3, "b", "acct1"), 1).await.unwrap(),
+        Bind::AccountElsewhere
+    );
+    assert_eq!(
+        s.bind_link(&link_row(1, "a", "acct9"), 1).await.unwrap(),
+        Bind::AlreadyLinked("acct1".into())
+    );
+    // The member's own slot is not counted against them.
+    assert_eq!(s.bind_link(&first, 1).await.unwrap(), Bind::Bound);
+    assert!(s.link(MemberId(2)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_link_is_warned_about_once_and_a_pause_is_new_once() {
+    let (_d, s) = fresh().await;
+    s.ensure_member(MemberId(1)).await.unwrap();
+    s.bind_link(&link_row(1, "a", "acct1"), 5).await.unwrap();
+    let now = chrono::Utc::now();
+    assert!(s.claim_expiry_warning(MemberId(1), now).await.unwrap());
+    assert!(!s.claim_expiry_warning(MemberId(1), now).await.unwrap());
+    assert_eq!(s.members_on_app("a").await.unwrap(), vec![MemberId(1)]);
+
+    let hour = chrono::Duration::hours(1);
+    assert!(s.record_app_pause("a", now + hour * 2, now).await.unwrap());
+    assert!(
+        !s.record_app_pause("a", now + hour * 3, now + hour)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_app_pause("a", now + hour, now + hour)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.app_pauses(now + hour).await.unwrap(),
+        vec![("a".to_string(), now + hour * 3)]
+    );
+    assert!(s.app_pauses(now + hour * 4).await.unwrap().is_empty());
+    assert!(
+        s.record_app_pause("a", now + hour * 6, now + hour * 4)
+            .await
+            .unwrap(),
+        "a pause after the last one ended is a new one"
+    );
+}
+
+#[tokio::test]
+async fn forgetting_a_member_hands_back_their_messages_and_refuses_later_ones() {
+    let (_d, s) = fresh().await;
+    let (gone, kept) = (MemberId(1), MemberId(2));
+    s.upsert_tracks(&[track(1)]).await.unwrap();
+    let layer = s.create_layer(gone, "Mood", RULES).await.unwrap();
+    s.ensure_member(kept).await.unwrap();
+    let now = chrono::Utc::now();
+    let prompt = s
+        .create_prompt(gone, layer.id, &track(1).id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    s.set_prompt_posted(prompt, 11, 101).await.unwrap();
+    assert!(s.record_member_message(gone, 10, 100, now).await.unwrap());
+    assert!(s.record_member_message(kept, 10, 200, now).await.unwrap());
+
+    let mut messages = s.forget_member(gone).await.unwrap().unwrap();
+    messages.sort();
+    assert_eq!(messages, vec![(10, 100), (11, 101)]);
+    assert!(s.member_settings(gone).await.unwrap().is_none());
+    assert!(!s.record_member_message(gone, 10, 102, now).await.unwrap());
+    assert!(
+        s.member_settings(gone).await.unwrap().is_none(),
+        "not recreated"
+    );
+    assert_eq!(s.forget_member(gone).await.unwrap(), None);
+    assert_eq!(count(&s, "member_messages").await, 1);
 }

@@ -43,7 +43,7 @@ impl Store {
     /// Inserts or updates tracks in one transaction. Audio descriptors already known are kept
     /// when the new record has none (Spotify never sends them).
     pub async fn upsert_tracks(&self, tracks: &[Track]) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         for t in tracks {
             let artists = serde_json::to_string(&t.artists)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;

@@ -12,7 +12,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::domain::{MemberId, SpotifyAccount};
 use crate::spotify::Spotify;
 
-/// A link completed through the callback, for the Discord side to confirm to the member.
+/// An account authorised through the callback, for the Discord side to ask its member to
+/// confirm.
 pub type Linked = (MemberId, SpotifyAccount);
 
 #[derive(Clone)]
@@ -21,7 +22,8 @@ struct WebState {
     on_linked: Option<UnboundedSender<Linked>>,
 }
 
-/// The routes: `GET {callback_path}` completes a Spotify link; `GET /health` answers `ok`.
+/// The routes: `GET {callback_path}` completes a Spotify consent (the member then confirms the
+/// account in Discord); `GET /health` answers `ok`.
 pub fn router(
     spotify: Spotify,
     callback_path: &str,
@@ -64,9 +66,10 @@ async fn callback(
             (
                 StatusCode::OK,
                 page(
-                    "Spotify linked",
+                    "Almost linked",
                     &format!(
-                        "Your Spotify account “{}” is linked. You can close this tab and go back to Discord.",
+                        "Spotify sent back the account “{}”. Go back to Discord and confirm it there: \
+                         it is linked only once the member who asked confirms it. You can close this tab.",
                         escape(&name)
                     ),
                 ),

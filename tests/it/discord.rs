@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use sublist::discord::{
-    self, Backend, BackendError, BotOptions, Guess, Imported, JobId, LayerRefresh, LinkStart,
-    LinkState, Linked, MemberStatus, PlaylistSummary, PromptRequest, RefreshSummary, TrainResult,
-    TrainTicket, TrainUpdate,
+    self, Backend, BackendError, BotOptions, Forgotten, Guess, Imported, JobId, LayerRefresh,
+    LinkStart, LinkState, LinkToConfirm, Linked, MemberStatus, PlaylistSummary, PromptRequest,
+    RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate,
 };
 use sublist::domain::{
     Label, LabelSource, Layer, LayerId, LayerRules, MemberId, SublistId, Track, TrackId,
@@ -36,7 +36,7 @@ fn spec() -> &'static Spec {
     SPEC.get_or_init(|| {
         Spec::load(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/discord-openapi.json"
+            "/tests/it/spec/discord-openapi.json"
         ))
         .expect("Discord's OpenAPI file loads")
     })
@@ -55,7 +55,20 @@ fn track(n: u32) -> Track {
 struct TestBackend {
     store: Store,
     tracks: Vec<Track>,
-    link: Mutex<Option<oneshot::Sender<Result<Linked, BackendError>>>>,
+    link: Mutex<Option<oneshot::Sender<Result<LinkToConfirm, BackendError>>>>,
+    /// Progress senders of trainings that never end in this process (layer "Slow").
+    stalled: Arc<Mutex<Vec<Progress>>>,
+}
+
+/// The sending side of a training's progress.
+type Progress = mpsc::Sender<(usize, TrainUpdate)>;
+
+fn trained() -> TrainUpdate {
+    TrainUpdate::Done(TrainResult {
+        accuracy: 0.84,
+        previous_accuracy: None,
+        summary: "3 tracks would now go elsewhere.".into(),
+    })
 }
 
 #[sublist::discord::async_trait]
@@ -69,32 +82,49 @@ impl Backend for TestBackend {
         })
     }
 
-    async fn complete_link(&self, _member: MemberId, url: &str) -> Result<Linked, BackendError> {
+    async fn complete_link(
+        &self,
+        _member: MemberId,
+        url: &str,
+    ) -> Result<LinkToConfirm, BackendError> {
         if !url.contains("code=") {
             return Err(BackendError::refused(
                 "That address has no `code`: paste the whole address your browser ended on.",
             ));
         }
-        let linked = Linked {
+        let pending = LinkToConfirm {
             display_name: "Ada".into(),
-            liked_songs: 1240,
+            user_id: "ada".into(),
         };
         if let Some(tx) = self.link.lock().unwrap().take() {
-            let _ = tx.send(Ok(linked.clone()));
+            let _ = tx.send(Ok(pending.clone()));
         }
-        Ok(linked)
+        Ok(pending)
+    }
+
+    async fn confirm_link(&self, _member: MemberId) -> Result<Linked, BackendError> {
+        Ok(Linked {
+            display_name: "Ada".into(),
+            liked_songs: 1240,
+        })
+    }
+
+    async fn cancel_link(&self, _member: MemberId) -> Result<(), BackendError> {
+        Ok(())
     }
 
     async fn unlink(&self, _member: MemberId) -> Result<(), BackendError> {
         Ok(())
     }
 
-    async fn forget_member(&self, member: MemberId) -> Result<(), BackendError> {
-        self.store
-            .delete_member(member)
+    async fn forget_member(&self, member: MemberId) -> Result<Forgotten, BackendError> {
+        let messages = self
+            .store
+            .forget_member(member)
             .await
-            .map_err(|e| BackendError::Internal(e.into()))?;
-        Ok(())
+            .map_err(|e| BackendError::Internal(e.into()))?
+            .unwrap_or_default();
+        Ok(Forgotten { messages })
     }
 
     async fn playlists(&self, _member: MemberId) -> Result<Vec<PlaylistSummary>, BackendError> {
@@ -161,33 +191,69 @@ impl Backend for TestBackend {
         Ok(out)
     }
 
+    /// One job per layer: it runs, then ends done, except in layer "Sparse" (refused) and
+    /// "Slow" (its process stops before it ends).
     async fn queue_training(
         &self,
-        _member: MemberId,
-        _layer: Option<LayerId>,
+        member: MemberId,
+        layer: Option<LayerId>,
     ) -> Result<TrainTicket, BackendError> {
+        let layers = self
+            .store
+            .layers(member)
+            .await
+            .map_err(|e| BackendError::Internal(e.into()))?;
+        let names: Vec<String> = layers
+            .into_iter()
+            .filter(|l| layer.is_none_or(|id| id == l.id))
+            .map(|l| l.name)
+            .collect();
+        let jobs = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| TrainJob {
+                job: JobId(17 + i as i64),
+                layer_name: name.clone(),
+                position: 2 + i as u32,
+            })
+            .collect();
         let (tx, rx) = mpsc::channel(8);
+        let stalled = self.stalled.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let _ = tx
-                .send(TrainUpdate::Running {
+            for (i, name) in names.iter().enumerate() {
+                let running = TrainUpdate::Running {
                     epoch: 10,
                     epochs: 50,
-                })
-                .await;
-            let _ = tx
-                .send(TrainUpdate::Done(TrainResult {
-                    accuracy: 0.84,
-                    previous_accuracy: None,
-                    summary: "3 tracks would now go elsewhere.".into(),
-                }))
-                .await;
+                };
+                let _ = tx.send((i, running)).await;
+                let end = match name.as_str() {
+                    "Sparse" => TrainUpdate::Failed(
+                        "The layer “Sparse” has 1 labelled track(s); label a few more.".into(),
+                    ),
+                    "Slow" => {
+                        stalled.lock().unwrap().push(tx.clone());
+                        continue;
+                    }
+                    _ => trained(),
+                };
+                let _ = tx.send((i, end)).await;
+            }
         });
-        Ok(TrainTicket {
-            job: JobId(17),
-            position: 2,
-            progress: rx,
-        })
+        Ok(TrainTicket { jobs, progress: rx })
+    }
+
+    /// Jobs queued before a restart: they all ended done meanwhile.
+    async fn follow_training(
+        &self,
+        _member: MemberId,
+        jobs: &[JobId],
+    ) -> Result<mpsc::Receiver<(usize, TrainUpdate)>, BackendError> {
+        let (tx, rx) = mpsc::channel(8);
+        for i in 0..jobs.len() {
+            let _ = tx.send((i, trained())).await;
+        }
+        Ok(rx)
     }
 
     async fn cancel_training(&self, _member: MemberId) -> Result<u32, BackendError> {
@@ -252,6 +318,7 @@ impl Harness {
             store: store.clone(),
             tracks,
             link: Mutex::new(None),
+            stalled: Arc::default(),
         });
         let mut h = Harness {
             fake: FakeDiscord::start().await,
@@ -863,9 +930,12 @@ async fn a_refresh_is_announced_in_the_servers_channel() {
     ev["data"]["resolved"] = resolved;
     h.fake.dispatch("INTERACTION_CREATE", ev).await;
     let cb = h.fake.callback(id).await;
-    assert_eq!(
-        cb["data"]["content"],
-        format!("**Announcements**: <#{ANNOUNCE}>\n**Prompts**: not set (DMs)")
+    let text = cb["data"]["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "**Announcements**: <#{ANNOUNCE}>\n**Prompts**: not set (DMs)\n"
+        )),
+        "{text}"
     );
 
     let (id, cb) = h.command(ADA, "refresh", json!([])).await;
@@ -885,13 +955,6 @@ async fn a_refresh_is_announced_in_the_servers_channel() {
     );
     let reply = h.fake.deferred_reply(id).await;
     assert_eq!(reply["content"], announcement.body["content"]);
-
-    // A second refresh straight away is refused by the cooldown, with the reason.
-    let text = h.reply(ADA, "refresh", json!([])).await;
-    assert!(
-        text.starts_with("`/refresh` was used a moment ago; try again in"),
-        "{text}"
-    );
     h.finish().await;
 }
 
@@ -1038,6 +1101,28 @@ async fn link_by_pasting_the_address_updates_the_private_message() {
             submit(id, "http://127.0.0.1:8888/callback?code=abc&state=s1"),
         )
         .await;
+    // The account Spotify sent back waits for the member's word, in the form's answer and in
+    // the /link message.
+    let token = crate::discord_fake::token(id);
+    let question = h
+        .fake
+        .wait_for("the question about the account", |r| {
+            r.path == format!("/webhooks/{APP_ID}/{token}/messages/@original")
+        })
+        .await;
+    assert!(
+        question.body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Link the Spotify account **Ada** (user `ada`) to you?"),
+        "{}",
+        question.body
+    );
+    let confirm = format!("v1:link:confirm:{ADA}:yes");
+    assert_eq!(
+        custom_ids(&question.body["components"]),
+        vec![confirm.clone(), format!("v1:link:confirm:{ADA}:no")]
+    );
     let link_token = crate::discord_fake::token(link_id);
     let updated = h
         .fake
@@ -1046,13 +1131,103 @@ async fn link_by_pasting_the_address_updates_the_private_message() {
                 && r.path == format!("/webhooks/{APP_ID}/{link_token}/messages/@original")
         })
         .await;
+    assert_eq!(updated.body["content"], question.body["content"]);
+
+    // Only the member who ran /link can answer; their yes links the account.
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, BOB, CHANNEL_ID, 1, &confirm, None),
+        )
+        .await;
+    assert_eq!(h.fake.callback(id).await["data"]["flags"], 64);
+    let id = h.id();
+    h.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(id, ADA, CHANNEL_ID, 1, &confirm, None),
+        )
+        .await;
+    assert_eq!(
+        h.fake.callback(id).await["type"],
+        6,
+        "deferred: the first sync follows"
+    );
+    let done = h.fake.deferred_reply(id).await;
     assert!(
-        updated.body["content"]
+        done["content"]
             .as_str()
             .unwrap()
             .starts_with("Linked as **Ada**, 1,240 liked songs found."),
+        "{done}"
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn an_error_after_the_link_form_is_deferred_is_a_follow_up_not_a_second_callback() {
+    let h = Harness::new().await;
+    let id = h.id();
+    let mut v = slash(id, ADA, "x", json!([]));
+    v["type"] = json!(5);
+    v["data"] = json!({"custom_id": "v1:link:modal", "components": [
+        {"type": 1, "components": [{"type": 4, "custom_id": "url",
+            "value": "http://127.0.0.1:8888/callback?code=abc&state=s1"}]}]});
+    // Discord fails the edit of the deferred answer.
+    h.fake.fail_original_edits(1);
+    h.fake.dispatch("INTERACTION_CREATE", v).await;
+    assert_eq!(h.fake.callback(id).await["type"], 5);
+    let token = crate::discord_fake::token(id);
+    let follow_up = h
+        .fake
+        .wait_for("the follow-up", |r| {
+            r.method == "POST" && r.path == format!("/webhooks/{APP_ID}/{token}")
+        })
+        .await;
+    assert!(
+        follow_up.body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Link the Spotify account **Ada**"),
         "{}",
-        updated.body
+        follow_up.body
+    );
+    assert_eq!(follow_up.body["flags"], 64, "private");
+    let callbacks = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.starts_with(&format!("/interactions/{id}/")))
+        .count();
+    assert_eq!(callbacks, 1, "one callback per interaction");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn setup_asks_for_manage_messages_where_prompts_go() {
+    let h = Harness::new().await;
+    let id = h.id();
+    let mut ev = with_permissions(
+        slash(
+            id,
+            ADA,
+            "setup",
+            json!([opt("prompts", 7, json!(CHANNEL_ID.to_string()))]),
+        ),
+        "32",
+    );
+    ev["data"]["resolved"] = json!({"channels": {CHANNEL_ID.to_string():
+        {"id": CHANNEL_ID.to_string(), "name": "prompts", "type": 0, "permissions": "0"}}});
+    h.fake.dispatch("INTERACTION_CREATE", ev).await;
+    let text = h.fake.callback(id).await["data"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(&format!("In <#{CHANNEL_ID}> I need "))
+            && text.contains("*Manage Messages* lets me remove reactions other members add"),
+        "{text}"
     );
     h.finish().await;
 }
@@ -1095,8 +1270,14 @@ async fn forget_me_asks_first_and_only_its_member_can_confirm() {
         )
         .await;
     let cb = h.fake.callback(id).await;
-    assert_eq!(cb["type"], 7);
-    assert!(cb["data"]["content"].as_str().unwrap().starts_with("Done"));
+    assert_eq!(cb["type"], 6, "deferred while work stops: {cb}");
+    let done = h.fake.deferred_reply(id).await;
+    let text = done["content"].as_str().unwrap();
+    assert!(text.starts_with("Done"), "{text}");
+    assert!(
+        text.contains("https://www.spotify.com/account/apps/"),
+        "{text}"
+    );
     assert!(h.store.layer(layer.id).await.unwrap().is_none());
     h.finish().await;
 }
@@ -1548,6 +1729,292 @@ async fn reactions_arriving_together_are_all_kept() {
     h.nth_edit(channel, message, 4).await;
     let all: Vec<SublistId> = layer.sublists.iter().map(|s| s.id).collect();
     assert_eq!(h.label(&layer, 6).await, Some(set(&all)));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn train_without_a_layer_tells_each_layers_own_outcome() {
+    let h = Harness::new().await;
+    h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    h.layer("Sparse", true, false, &[("Rock", "🎸")]).await;
+    let (id, cb) = h.command(ADA, "train", sub("start", json!([]))).await;
+    assert_eq!(
+        cb["data"]["content"],
+        "Training “Mood” is queued: position 2.\nTraining “Sparse” is queued: position 3."
+    );
+    let token = crate::discord_fake::token(id);
+    let end = h
+        .fake
+        .wait_for("every layer's outcome", |r| {
+            r.method == "PATCH"
+                && r.path == format!("/webhooks/{APP_ID}/{token}/messages/@original")
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("failed"))
+        })
+        .await;
+    assert_eq!(
+        end.body["content"],
+        "Training “Mood” is done: 84% accurate on held-out labels. 3 tracks would now go \
+         elsewhere.\nTraining “Sparse” failed: The layer “Sparse” has 1 labelled track(s); \
+         label a few more."
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_train_reply_reaches_its_final_state_after_the_bot_restarts() {
+    let mut h = Harness::new().await;
+    h.layer("Slow", true, false, &[("Calm", "🌙")]).await;
+    let (id, _) = h
+        .command(
+            ADA,
+            "train",
+            sub("start", json!([opt("layer", 3, json!("Slow"))])),
+        )
+        .await;
+    let path = format!(
+        "/webhooks/{APP_ID}/{}/messages/@original",
+        crate::discord_fake::token(id)
+    );
+    let edited = |r: &Recorded, needle: &str| {
+        r.method == "PATCH"
+            && r.path == path
+            && r.body["content"]
+                .as_str()
+                .is_some_and(|c| c.contains(needle))
+    };
+    h.fake
+        .wait_for("the progress", |r| edited(r, "epoch 10 of 50"))
+        .await;
+    // The bot stops while the training runs; the job ends while it is away.
+    h.restart().await;
+    let done = h
+        .fake
+        .wait_for("the final state", |r| edited(r, "is done"))
+        .await;
+    assert_eq!(
+        done.body["content"],
+        "Training “Slow” is done: 84% accurate on held-out labels. 3 tracks would now go \
+         elsewhere."
+    );
+    // Once final, the reply is forgotten: the next start has nothing to resume.
+    for _ in 0..500 {
+        if h.store
+            .train_replies(chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        h.store
+            .train_replies(chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_settled_prompt_closes_and_its_message_loses_its_buttons() {
+    let h = Harness::new().await;
+    let layer = h
+        .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
+        .await;
+    let (id, channel, message) = h.post(&layer, 1).await;
+    // The harness's member likes nothing: the track has left the motherlist.
+    assert_eq!(
+        h.notifier()
+            .close_settled_prompts(MemberId(ADA))
+            .await
+            .unwrap(),
+        1
+    );
+    let edit = h.nth_edit(channel, message, 1).await;
+    assert_eq!(edit["components"], json!([]), "{edit}");
+    assert_eq!(
+        edit["embeds"][0]["fields"][2]["value"],
+        "no longer asked: the track left your motherlist"
+    );
+    let p = h.store.prompt(id).await.unwrap().unwrap();
+    assert_eq!(p.state, PromptState::Closed);
+    assert_eq!(h.store.open_prompt_count(MemberId(ADA)).await.unwrap(), 0);
+    // Taking back a reaction on it does not ask again.
+    h.fake
+        .dispatch(
+            "MESSAGE_REACTION_REMOVE",
+            reaction(ADA, channel, message, "🌙"),
+        )
+        .await;
+    h.nth_edit(channel, message, 2).await;
+    assert_eq!(
+        h.store.prompt(id).await.unwrap().unwrap().state,
+        PromptState::Closed
+    );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn prompts_recorded_but_never_posted_free_the_budget() {
+    let h = Harness::new().await;
+    let layer = h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    h.store.ensure_member(MemberId(ADA)).await.unwrap();
+    let mut settings = h
+        .store
+        .member_settings(MemberId(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    settings.prompt_budget = 2;
+    h.store
+        .set_member_settings(MemberId(ADA), &settings)
+        .await
+        .unwrap();
+    // A crash left two prompts recorded but never posted, an hour ago.
+    for n in [1, 2] {
+        h.store
+            .create_prompt(MemberId(ADA), layer.id, &track(n).id, None)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        h._dir.path().join("bot.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE prompts SET created_at = '2020-01-01T00:00:00+00:00'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let reqs = [3, 4]
+        .into_iter()
+        .map(|n| PromptRequest {
+            member: MemberId(ADA),
+            layer: layer.id,
+            track: track(n),
+            guess: None,
+        })
+        .collect();
+    let out = h
+        .notifier()
+        .post_prompts(MemberId(ADA), reqs)
+        .await
+        .unwrap();
+    assert_eq!(out.posted.len(), 2, "{out:?}");
+    assert_eq!(h.store.open_prompt_count(MemberId(ADA)).await.unwrap(), 2);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn the_digest_comes_at_most_once_a_day_and_only_for_new_tracks() {
+    let h = Harness::new().await;
+    let layer = h.layer("Mood", true, false, &[("Calm", "🌙")]).await;
+    let more: Vec<Track> = (7..=20).map(track).collect();
+    h.store.upsert_tracks(&more).await.unwrap();
+    let requests = |tracks: std::ops::RangeInclusive<u32>| -> Vec<PromptRequest> {
+        tracks
+            .map(|n| PromptRequest {
+                member: MemberId(ADA),
+                layer: layer.id,
+                track: track(n),
+                guess: None,
+            })
+            .collect()
+    };
+    let digests = || {
+        h.fake
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "POST"
+                    && r.body["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("wait for an answer"))
+            })
+            .count()
+    };
+    let notifier = h.notifier();
+    let member = MemberId(ADA);
+    // Twelve wait: three asked, a digest for the nine others.
+    let out = notifier
+        .post_prompts(member, requests(1..=12))
+        .await
+        .unwrap();
+    assert_eq!((out.posted.len(), out.held_back), (3, 9));
+    assert_eq!(digests(), 1);
+    // The next sync, the same tracks wait: no second digest.
+    let out = notifier
+        .post_prompts(member, requests(1..=12))
+        .await
+        .unwrap();
+    assert_eq!((out.posted.len(), out.held_back), (3, 6));
+    assert_eq!(digests(), 1);
+    // A day later nothing new waits: still none.
+    let (_, counted) = h.store.last_digest(member).await.unwrap().unwrap();
+    let counted: Vec<_> = counted.into_iter().collect();
+    let yesterday = chrono::Utc::now() - chrono::Duration::hours(25);
+    h.store
+        .record_digest(member, yesterday, &counted)
+        .await
+        .unwrap();
+    notifier
+        .post_prompts(member, requests(1..=12))
+        .await
+        .unwrap();
+    assert_eq!(digests(), 1);
+    // New tracks wait: one digest.
+    notifier
+        .post_prompts(member, requests(1..=20))
+        .await
+        .unwrap();
+    assert_eq!(digests(), 2);
+    notifier
+        .post_prompts(member, requests(1..=20))
+        .await
+        .unwrap();
+    assert_eq!(digests(), 2);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn an_announcement_refused_by_the_servers_channel_goes_by_dm() {
+    let h = Harness::new().await;
+    h.store.ensure_member(MemberId(ADA)).await.unwrap();
+    let mut settings = h
+        .store
+        .member_settings(MemberId(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    settings.guild_id = Some(crate::discord_fake::GUILD_ID);
+    h.store
+        .set_member_settings(MemberId(ADA), &settings)
+        .await
+        .unwrap();
+    h.store
+        .set_guild_channels(crate::discord_fake::GUILD_ID, Some(ANNOUNCE), None)
+        .await
+        .unwrap();
+    h.fake.close_channel(ANNOUNCE);
+    h.notifier()
+        .announce(MemberId(ADA), "Hello.".into())
+        .await
+        .unwrap();
+    let dm = ADA + DM_OFFSET;
+    h.fake
+        .wait_for("the announcement by DM", |r| {
+            r.method == "POST"
+                && r.path == format!("/channels/{dm}/messages")
+                && r.body["content"] == "Hello."
+        })
+        .await;
     h.finish().await;
 }
 

@@ -110,7 +110,7 @@ fn the_command_schema_keeps_discords_limits_and_spec() {
 
     let spec = Spec::load(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/spec/discord-openapi.json"
+        "/tests/it/spec/discord-openapi.json"
     ))
     .expect("Discord's OpenAPI file loads");
     spec.validate_request("PUT", "/applications/1/commands", &schema)

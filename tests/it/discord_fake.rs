@@ -47,6 +47,10 @@ struct Shared {
     sessions_started: AtomicU64,
     /// Channels where posting a message is refused as Discord refuses closed DMs.
     closed: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Interactions already answered: a second callback is refused, as Discord refuses it.
+    answered: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// How many of the next edits of an original interaction response fail with a 500.
+    failing_original_edits: AtomicU64,
     /// Messages posted in channels, by id, as they stand now.
     messages: std::sync::Mutex<std::collections::BTreeMap<u64, FakeMessage>>,
     /// Channels that were deleted: every call on them answers "Unknown Channel".
@@ -300,6 +304,17 @@ async fn rest(
             StatusCode::NO_CONTENT.into_response()
         }
         ("POST", ["interactions", interaction, _, "callback"]) => {
+            if !shared
+                .answered
+                .lock()
+                .unwrap()
+                .insert(interaction.to_string())
+            {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({"message": "Interaction has already been acknowledged.", "code": 40060}),
+                );
+            }
             // An update answer (type 7) edits the message the component was on.
             let on = interaction
                 .parse::<u64>()
@@ -321,6 +336,17 @@ async fn rest(
                 }
             }
             StatusCode::NO_CONTENT.into_response()
+        }
+        ("PATCH", ["webhooks", _, _, "messages", "@original"])
+            if shared
+                .failing_original_edits
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok() =>
+        {
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "500: Internal Server Error", "code": 0}),
+            )
         }
         ("PUT", ["applications", _, "commands"]) => json_response(StatusCode::OK, json!([])),
         ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
@@ -446,6 +472,8 @@ impl FakeDiscord {
             failing: std::sync::Mutex::new(Vec::new()),
             component_messages: std::sync::Mutex::new(std::collections::HashMap::new()),
             session_no: AtomicU64::new(0),
+            answered: std::sync::Mutex::new(std::collections::HashSet::new()),
+            failing_original_edits: AtomicU64::new(0),
         });
         let gw = shared.clone();
         tokio::spawn(async move {
@@ -477,6 +505,12 @@ impl FakeDiscord {
     /// Deletes a channel: every call on it answers 404 "Unknown Channel" from now on.
     pub fn delete_channel(&self, channel: u64) {
         self.shared.deleted_channels.lock().unwrap().insert(channel);
+        // Its messages go with it.
+        for m in self.shared.messages.lock().unwrap().values_mut() {
+            if m.channel == channel {
+                m.deleted = true;
+            }
+        }
     }
 
     /// Answers the next `times` requests with this method whose path contains `path_contains`
@@ -562,6 +596,13 @@ impl FakeDiscord {
                 return None;
             }
         }
+    }
+
+    /// Answers the next `n` edits of an original interaction response with a 500.
+    pub fn fail_original_edits(&self, n: u64) {
+        self.shared
+            .failing_original_edits
+            .store(n, Ordering::SeqCst);
     }
 
     /// How many gateway sessions reached READY so far.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use sublist::domain::{LayerId, MemberId};
 use sublist::jobs::{
     CancelOutcome, DevicePool, Job, JobContext, JobError, JobHandler, JobId, JobKind, JobService,
@@ -310,7 +312,8 @@ async fn duplicate_train_requests_coalesce() {
     assert_ne!(other_layer.id, first.id);
     assert_ne!(other_member.id, first.id);
 
-    // While it runs, a request still joins it; once it is done, a new one starts afresh.
+    // While it runs, automatic retraining still joins it (a member's /train would queue a
+    // follow-up instead); once it is done, a new one starts afresh.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let handler = {
         let gate = Arc::clone(&gate);
@@ -327,7 +330,10 @@ async fn duplicate_train_requests_coalesce() {
         handler.started_ids().contains(&first.id)
     })
     .await;
-    let during = queue.enqueue(train(1, 7), Priority::Manual).await.unwrap();
+    let during = queue
+        .enqueue(train(1, 7), Priority::Automatic)
+        .await
+        .unwrap();
     assert_eq!((during.id, during.joined), (first.id, true));
     gate.add_permits(1);
     wait(&queue, first.id).await;
@@ -631,10 +637,10 @@ async fn ten_members_one_greedy_every_other_first_job_starts_before_the_greedy_t
 }
 
 #[tokio::test]
-async fn manual_training_outranks_automatic_retraining() {
+async fn a_manual_request_outranks_only_its_own_members_automatic_work() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir).await;
-    members(&store, [1, 2, 3]).await;
+    members(&store, [1, 2]).await;
     let queue = Queue::new(store, 3);
     let auto_1 = queue
         .enqueue(train(1, 1), Priority::Automatic)
@@ -646,21 +652,23 @@ async fn manual_training_outranks_automatic_retraining() {
         .await
         .unwrap()
         .id;
-    let manual = queue
-        .enqueue(train(3, 1), Priority::Manual)
+    let manual_2 = queue
+        .enqueue(train(2, 2), Priority::Manual)
         .await
         .unwrap()
         .id;
-    assert_eq!(queue.position(manual).await.unwrap(), Some(0));
-    assert_eq!(queue.position(auto_1).await.unwrap(), Some(1));
+    // Members take turns whatever their requests' priority; member 2's own /train goes before
+    // member 2's automatic retraining.
+    assert_eq!(queue.position(auto_1).await.unwrap(), Some(0));
+    assert_eq!(queue.position(manual_2).await.unwrap(), Some(1));
     assert_eq!(queue.position(auto_2).await.unwrap(), Some(2));
     let handler = Recorder::succeeding();
     let runner = start(&queue, &handler, settings());
-    for id in [auto_1, auto_2, manual] {
+    for id in [auto_1, auto_2, manual_2] {
         wait(&queue, id).await;
     }
     runner.stop().await;
-    assert_eq!(handler.started_ids(), vec![manual, auto_1, auto_2]);
+    assert_eq!(handler.started_ids(), vec![auto_1, manual_2, auto_2]);
 }
 
 #[tokio::test]
@@ -1047,4 +1055,208 @@ async fn a_deferred_job_waits_and_does_not_spend_its_attempts() {
     );
     // Each deferral really waited: the runs were at least the deferral apart.
     assert!(row.started_at.unwrap() - row.created_at >= chrono::Duration::milliseconds(100));
+}
+
+#[tokio::test]
+async fn a_train_request_while_that_training_runs_queues_one_follow_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1]).await;
+    let queue = Queue::new(store.clone(), 3);
+    let first = queue
+        .enqueue(train(1, 1), Priority::Manual)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        queue.claim(Lane::Device).await.unwrap().unwrap().job.id,
+        first
+    );
+
+    // Automatic retraining joins the running training: it counts the labels that one used.
+    let auto = queue
+        .enqueue(train(1, 1), Priority::Automatic)
+        .await
+        .unwrap();
+    assert_eq!((auto.id, auto.joined), (first, true));
+    // The member's /train queues one follow-up, which later requests join.
+    let follow = queue.enqueue(train(1, 1), Priority::Manual).await.unwrap();
+    assert!(!follow.joined, "a follow-up, not the running training");
+    for priority in [Priority::Manual, Priority::Automatic] {
+        let again = queue.enqueue(train(1, 1), priority).await.unwrap();
+        assert_eq!((again.id, again.joined), (follow.id, true));
+    }
+    // It never runs beside the training it follows.
+    assert!(queue.claim(Lane::Device).await.unwrap().is_none());
+
+    // A crash now: both come back and each ends once, one after the other.
+    let queue = Queue::new(store, 3);
+    assert!(queue.recover().await.unwrap().is_empty());
+    let handler = Recorder::succeeding();
+    let runner = start(&queue, &handler, settings());
+    for id in [first, follow.id] {
+        assert!(matches!(wait(&queue, id).await, JobStatus::Done { .. }));
+    }
+    runner.stop().await;
+    assert_eq!(handler.started_ids(), vec![first, follow.id]);
+    assert!(
+        queue
+            .store()
+            .live_jobs(MemberId(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn one_member_never_holds_more_than_one_network_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1, 2]).await;
+    let queue = Queue::new(store, 3);
+    let greedy = [
+        sync(1),
+        JobKind::FetchAudio {
+            member: MemberId(1),
+        },
+        JobKind::SortAndWrite {
+            member: MemberId(1),
+            layer: None,
+        },
+        JobKind::PostPrompts {
+            member: MemberId(1),
+        },
+    ];
+    let mut ids = Vec::new();
+    for kind in greedy {
+        ids.push(queue.enqueue(kind, Priority::Manual).await.unwrap().id);
+    }
+    let other = queue
+        .enqueue(sync(2), Priority::Automatic)
+        .await
+        .unwrap()
+        .id;
+    // Each job holds its slot a while (as if waiting on the member's Spotify lock); count how
+    // many of each member's run at once.
+    let running: Arc<Mutex<HashMap<u64, (u32, u32)>>> = Arc::default();
+    let counts = Arc::clone(&running);
+    let handler = Recorder::new(move |job, _| {
+        let counts = Arc::clone(&counts);
+        Box::pin(async move {
+            let member = job.kind.member().0;
+            {
+                let mut c = counts.lock().unwrap();
+                let (now, most) = c.entry(member).or_default();
+                *now += 1;
+                *most = (*most).max(*now);
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            counts.lock().unwrap().entry(member).or_default().0 -= 1;
+            Ok(json!(null))
+        })
+    });
+    let runner = start(&queue, &handler, settings());
+    for id in ids.iter().chain([&other]) {
+        assert!(matches!(wait(&queue, *id).await, JobStatus::Done { .. }));
+    }
+    runner.stop().await;
+    let most = |m: u64| running.lock().unwrap()[&m].1;
+    assert_eq!(most(1), 1, "member 1 ran several network jobs at once");
+    // The other member was served second, not after the greedy member's four.
+    let order = handler.started_ids();
+    assert_eq!(
+        order.iter().position(|id| *id == other),
+        Some(1),
+        "{order:?}"
+    );
+}
+
+/// A handler whose job needs `needed` steps, each kept durably (`steps`), taking `step` each.
+struct Slices {
+    steps: AtomicU32,
+    needed: u32,
+    step: Duration,
+    failed: Mutex<Vec<String>>,
+}
+
+impl JobHandler for Slices {
+    async fn run(&self, _job: &Job, ctx: JobContext) -> Result<Value, JobError> {
+        while self.steps.load(Ordering::SeqCst) < self.needed {
+            tokio::select! {
+                () = tokio::time::sleep(self.step) => {}
+                () = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
+            }
+            self.steps.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(json!({ "steps": self.steps.load(Ordering::SeqCst) }))
+    }
+
+    async fn on_failed(&self, _job: &Job, error: &str) {
+        self.failed.lock().unwrap().push(error.to_owned());
+    }
+
+    async fn progress_mark(&self, _job: &Job) -> Option<String> {
+        Some(self.steps.load(Ordering::SeqCst).to_string())
+    }
+}
+
+#[tokio::test]
+async fn a_long_job_that_makes_progress_continues_past_its_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir).await;
+    members(&store, [1]).await;
+    // Two attempts, a 200 ms limit, and work for about a second: it can only finish by
+    // continuing across limits without spending its attempts.
+    let queue = Queue::new(store, 2);
+    let handler = Arc::new(Slices {
+        steps: AtomicU32::new(0),
+        needed: 20,
+        step: Duration::from_millis(50),
+        failed: Mutex::new(Vec::new()),
+    });
+    let id = queue
+        .enqueue(sync(1), Priority::Automatic)
+        .await
+        .unwrap()
+        .id;
+    let settings = RunnerSettings {
+        job_timeout: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(20),
+        ..settings()
+    };
+    let runner = start(&queue, &handler, settings.clone());
+    assert_eq!(
+        wait(&queue, id).await,
+        JobStatus::Done {
+            result: json!({ "steps": 20 })
+        }
+    );
+    runner.stop().await;
+    let row = queue.job(id).await.unwrap().unwrap();
+    assert_eq!(row.attempts, 1, "continuing spent no attempt");
+    assert!(handler.failed.lock().unwrap().is_empty());
+
+    // A job that gets nowhere within its limit still fails once its attempts are spent.
+    let stuck = Arc::new(Slices {
+        steps: AtomicU32::new(0),
+        needed: 1,
+        step: Duration::from_secs(3600),
+        failed: Mutex::new(Vec::new()),
+    });
+    let id = queue
+        .enqueue(sync(1), Priority::Automatic)
+        .await
+        .unwrap()
+        .id;
+    let runner = start(&queue, &stuck, settings);
+    assert_eq!(
+        wait(&queue, id).await,
+        JobStatus::Failed {
+            error: "stopped: it ran past its time limit of 200 ms without progress".into()
+        }
+    );
+    runner.stop().await;
+    assert_eq!(queue.job(id).await.unwrap().unwrap().attempts, 2);
+    assert_eq!(stuck.failed.lock().unwrap().len(), 1);
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sublist::app::demo::{SAMPLE_CSV, demo_layers, layer_truth};
-use sublist::app::eval::{FeatureSet, Playlists, load_playlists, simulate_user};
+use sublist::app::eval::{FeatureSet, Playlists, load_playlists, simulate_user, spotify_songs_csv};
 use sublist::domain::{Label, LayerKind, LikedTrack, SublistId};
 use sublist::learn::{
     self, Compute, LearnError, Progress, TrainConfig, TrainedModel, class_sets, rank_questions,
@@ -225,9 +225,8 @@ fn labels_that_break_the_layer_are_refused() {
 /// set, pooled over users: overall, and bin by bin (expected calibration error).
 #[test]
 fn calibrated_confidence_tracks_held_out_accuracy() {
-    let file = std::fs::File::open("../shared/data/spotify_songs.csv")
-        .expect("../shared/data/spotify_songs.csv is readable from the project root");
-    let data = load_playlists(std::io::BufReader::new(file)).unwrap();
+    let csv = spotify_songs_csv().expect("the built-in data set unpacks");
+    let data = load_playlists(csv.as_slice()).unwrap();
     let eligible: Vec<usize> = (0..data.playlists.len())
         .filter(|&p| data.playlists[p].1.len() >= 60)
         .collect();

@@ -310,7 +310,7 @@ mod tests {
     pub fn spotify() -> Spec {
         Spec::load(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/spotify-openapi.yml"
+            "/tests/it/spec/spotify-openapi.yml"
         ))
         .expect("the Spotify OpenAPI file loads")
     }
@@ -388,7 +388,7 @@ mod tests {
     fn discord_31_spec_loads_and_validates() {
         let spec = Spec::load(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/discord-openapi.json"
+            "/tests/it/spec/discord-openapi.json"
         ))
         .expect("the Discord OpenAPI file loads");
         assert_eq!(

@@ -12,11 +12,14 @@ use sublist::app::App;
 use sublist::config::PipelineConfig;
 use sublist::discord::custom_id::{CustomId, PromptAction};
 use sublist::discord::{self, Backend, BotOptions, TrainUpdate};
-use sublist::domain::{Label, LabelSource, LayerRules, MemberId, TrackId};
-use sublist::jobs::{DevicePool, JobKind, JobService, JobStatus, Priority, Queue, RunnerSettings};
+use sublist::domain::{Label, LabelSource, Layer, LayerRules, MemberId, TrackId};
+use sublist::jobs::{
+    DevicePool, Job, JobHandler, JobKind, JobService, JobStatus, Lane, Priority, Queue,
+    RunnerSettings,
+};
 use sublist::learn::Compute;
 use sublist::spotify::local::track_id;
-use sublist::store::PromptId;
+use sublist::store::{PromptId, PromptState};
 
 use crate::discord_fake::{CHANNEL_ID, DM_OFFSET, FakeDiscord, component, slash};
 
@@ -163,9 +166,9 @@ async fn likes_prompts_answers_training_and_playlists_that_match_the_labels() {
 
     // /train: queued, trained on the device worker, then the layer is re-sorted and written.
     let mut ticket = app.queue_training(ada, Some(layer.id)).await.unwrap();
-    assert_eq!(ticket.position, 1, "the only job in the queue");
+    assert_eq!(ticket.jobs[0].position, 1, "the only job in the queue");
     let mut last = None;
-    while let Some(update) = ticket.progress.recv().await {
+    while let Some((_, update)) = ticket.progress.recv().await {
         last = Some(update);
     }
     let Some(TrainUpdate::Done(result)) = last else {
@@ -235,4 +238,429 @@ async fn likes_prompts_answers_training_and_playlists_that_match_the_labels() {
 
     jobs.shutdown().await.unwrap();
     bot.shutdown().await;
+}
+
+/// The real app over the local Spotify and the local Discord, for one linked member; the job
+/// service starts when the test has set the scene.
+struct Stack {
+    r: crate::spotify::Rig,
+    app: App,
+    queue: Queue,
+    fake: FakeDiscord,
+    bot: discord::Bot,
+    jobs: Option<JobService>,
+}
+
+async fn stack(max_attempts: u32) -> Stack {
+    let r = crate::spotify::rig().await;
+    crate::spotify::link(&r, MemberId(ADA), "ada").await;
+    let store = r.store.clone();
+    let queue = Queue::new(store.clone(), max_attempts);
+    let app = App::new(
+        store.clone(),
+        r.spotify.clone(),
+        queue.clone(),
+        DevicePool::new(vec![Compute::cpu()]).unwrap(),
+        PipelineConfig {
+            sync_interval: Duration::from_secs(3600),
+            retrain_after_labels: 1000,
+            refresh_cooldown: Duration::from_secs(1),
+        },
+    );
+    let fake = FakeDiscord::start().await;
+    let bot = discord::start(
+        BotOptions {
+            token: SecretString::from("fake-token"),
+            api_base: Some(url::Url::parse(&fake.rest_url).unwrap()),
+            guild_id: None,
+            register_commands: false,
+        },
+        store.clone(),
+        Arc::new(app.clone()),
+    )
+    .await
+    .unwrap();
+    fake.wait_sessions(1).await;
+    app.set_notifier(bot.notifier());
+    Stack {
+        r,
+        app,
+        queue,
+        fake,
+        bot,
+        jobs: None,
+    }
+}
+
+impl Stack {
+    /// Starts the runner and the scheduler (which queues the member's first sync at once).
+    fn start_jobs(&mut self) {
+        self.jobs = Some(JobService::start(
+            self.queue.clone(),
+            Arc::new(self.app.clone()),
+            RunnerSettings {
+                poll_interval: Duration::from_millis(50),
+                ..RunnerSettings::default()
+            },
+            Duration::from_secs(3600),
+        ));
+    }
+
+    fn store(&self) -> &sublist::store::Store {
+        &self.r.store
+    }
+
+    /// Runs a sync of the member's motherlist (and the sort after it) to its end.
+    async fn sync(&self) -> JobStatus {
+        let job = self
+            .queue
+            .enqueue(
+                JobKind::SyncMember {
+                    member: MemberId(ADA),
+                },
+                Priority::Automatic,
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(60), self.queue.wait(job.id))
+            .await
+            .expect("the sync ends")
+            .unwrap()
+            .unwrap()
+    }
+
+    /// The member's prompts as stored.
+    async fn prompts(&self) -> Vec<sublist::store::Prompt> {
+        let mut out = Vec::new();
+        for id in 1..=200 {
+            if let Some(p) = self.store().prompt(PromptId(id)).await.unwrap() {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// Messages the bot posted whose text contains `needle`.
+    fn posted_containing(&self, needle: &str) -> Vec<crate::discord_fake::Recorded> {
+        self.fake
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.method == "POST"
+                    && r.path.ends_with("/messages")
+                    && r.body["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains(needle))
+            })
+            .collect()
+    }
+
+    async fn stop(self) {
+        if let Some(jobs) = self.jobs {
+            jobs.shutdown().await.unwrap();
+        }
+        self.bot.shutdown().await;
+    }
+}
+
+async fn layer(store: &sublist::store::Store, name: &str, sublists: &[(&str, &str)]) -> Layer {
+    let l = store
+        .create_layer(
+            MemberId(ADA),
+            name,
+            LayerRules {
+                mutual: true,
+                complete: false,
+            },
+        )
+        .await
+        .unwrap();
+    for (n, e) in sublists {
+        store.add_sublist(l.id, n, e).await.unwrap();
+    }
+    store.layer(l.id).await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_layer_is_asked_about_a_skip_is_remembered_and_the_digest_comes_once() {
+    let mut s = stack(3).await;
+    let mood = layer(s.store(), "Mood", &[("Calm", "🧊")]).await;
+    let genre = layer(s.store(), "Genre", &[("Rock", "🎸")]).await;
+    s.r.local
+        .like("ada", &(0..10).map(track_id).collect::<Vec<_>>());
+    s.start_jobs();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+
+    // No model yet: all 20 (track, layer) pairs wait; a few are asked, from both layers.
+    let open: Vec<_> = s
+        .prompts()
+        .await
+        .into_iter()
+        .filter(|p| p.state == PromptState::Open)
+        .collect();
+    assert_eq!(open.len(), discord::DIGEST_AFTER);
+    let layers: BTreeSet<_> = open.iter().map(|p| p.layer).collect();
+    assert_eq!(layers, BTreeSet::from([mood.id, genre.id]));
+    assert_eq!(s.posted_containing("wait for an answer").len(), 1);
+
+    // The member skips one question.
+    let skipped = &open[0];
+    let custom = CustomId::Prompt {
+        prompt: skipped.id,
+        action: PromptAction::Skip,
+    }
+    .encode();
+    s.fake
+        .dispatch(
+            "INTERACTION_CREATE",
+            component(
+                9_500,
+                ADA,
+                skipped.channel_id.unwrap(),
+                skipped.message_id.unwrap(),
+                &custom,
+                None,
+            ),
+        )
+        .await;
+    s.fake.callback(9_500).await;
+
+    // The next sync finds a new like: the skipped track is not asked again, the layer with
+    // fewer open prompts goes first, and no second digest comes the same day.
+    s.r.local.like("ada", &[track_id(10)]);
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    let prompts = s.prompts().await;
+    let again = prompts.iter().find(|p| p.id == skipped.id).unwrap();
+    assert_eq!(again.state, PromptState::Skipped);
+    assert_eq!(again.message_id, skipped.message_id, "not posted again");
+    let open = prompts
+        .iter()
+        .filter(|p| p.state == PromptState::Open)
+        .count();
+    assert_eq!(open, 2 + discord::DIGEST_AFTER);
+    for l in [mood.id, genre.id] {
+        let asked = prompts.iter().filter(|p| p.layer == l).count();
+        assert!(asked >= 2, "layer {l:?} was asked about {asked} times");
+    }
+    assert_eq!(s.posted_containing("wait for an answer").len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_closed_dms_gets_prompts_in_the_server_and_the_sync_succeeds() {
+    // One attempt: a sync that failed on a message would fail for good.
+    let mut s = stack(1).await;
+    layer(s.store(), "Mood", &[("Calm", "🧊")]).await;
+    let store = s.store();
+    store.ensure_member(MemberId(ADA)).await.unwrap();
+    let mut settings = store.member_settings(MemberId(ADA)).await.unwrap().unwrap();
+    settings.guild_id = Some(crate::discord_fake::GUILD_ID);
+    store
+        .set_member_settings(MemberId(ADA), &settings)
+        .await
+        .unwrap();
+    store
+        .set_guild_channels(crate::discord_fake::GUILD_ID, None, Some(CHANNEL_ID))
+        .await
+        .unwrap();
+    s.fake.close_channel(ADA + DM_OFFSET);
+    s.r.local
+        .like("ada", &(0..2).map(track_id).collect::<Vec<_>>());
+    s.start_jobs();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    let in_server = s
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path == format!("/channels/{CHANNEL_ID}/messages")
+                && r.body["embeds"].as_array().is_some_and(|e| !e.is_empty())
+        })
+        .count();
+    assert_eq!(
+        in_server, 2,
+        "both prompts went to the server's prompt channel"
+    );
+    assert!(
+        s.prompts()
+            .await
+            .iter()
+            .all(|p| p.channel_id == Some(CHANNEL_ID))
+    );
+    // The refresh announcement, refused by DM, went there too.
+    let announced: Vec<String> = s
+        .posted_containing("Sublists refreshed")
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        announced,
+        [
+            format!("/channels/{}/messages", ADA + DM_OFFSET),
+            format!("/channels/{CHANNEL_ID}/messages")
+        ]
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_tells_the_member_a_true_sentence_and_logs_the_detail() {
+    let s = stack(3).await;
+    let id = s
+        .queue
+        .enqueue(
+            JobKind::SyncMember {
+                member: MemberId(ADA),
+            },
+            Priority::Automatic,
+        )
+        .await
+        .unwrap()
+        .id;
+    let job = Job {
+        id,
+        kind: JobKind::SyncMember {
+            member: MemberId(ADA),
+        },
+        priority: Priority::Automatic,
+        attempt: 3,
+        max_attempts: 3,
+        created_at: chrono::Utc::now(),
+        started_at: chrono::Utc::now(),
+    };
+    s.app
+        .on_failed(
+            &job,
+            "error returned from database: (code: 5) database is locked",
+        )
+        .await;
+    let told = s
+        .fake
+        .wait_for("the member told", |r| {
+            r.method == "POST"
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("I couldn't finish"))
+        })
+        .await;
+    let text = told.body["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "<@{ADA}>, I couldn't finish syncing your Liked Songs after 3 tries. \
+             Something went wrong on our side (incident `"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("database"), "{text}");
+    assert!(!text.contains("code"), "{text}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_without_a_layer_follows_every_layer_and_reports_each_truthfully() {
+    let mut s = stack(3).await;
+    let mood = layer(s.store(), "Mood", &[("Calm", "🧊"), ("Loud", "🔥")]).await;
+    let sparse = layer(s.store(), "Sparse", &[("Rock", "🎸")]).await;
+    let tracks: Vec<_> = (0..6).map(track_id).collect();
+    s.r.local.like("ada", &tracks);
+    s.start_jobs();
+    let store = s.store();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    for (i, t) in tracks.iter().enumerate() {
+        let sub = mood.sublists[i % 2].id;
+        store
+            .set_label(&mood, t, &Label::one(sub), LabelSource::Member, None)
+            .await
+            .unwrap();
+    }
+    store
+        .set_label(
+            &sparse,
+            &tracks[0],
+            &Label::one(sparse.sublists[0].id),
+            LabelSource::Member,
+            None,
+        )
+        .await
+        .unwrap();
+
+    let mut ticket = s.app.queue_training(MemberId(ADA), None).await.unwrap();
+    let names: Vec<&str> = ticket.jobs.iter().map(|j| j.layer_name.as_str()).collect();
+    assert_eq!(names, ["Mood", "Sparse"]);
+    let mut last = [None, None];
+    while let Some((i, update)) = ticket.progress.recv().await {
+        last[i] = Some(update);
+    }
+    match &last[0] {
+        Some(TrainUpdate::Done(r)) => assert!(r.summary.contains("6 labelled tracks"), "{r:?}"),
+        other => panic!("Mood: {other:?}"),
+    }
+    assert_eq!(
+        last[1],
+        Some(TrainUpdate::Failed(
+            "The layer “Sparse” has 1 labelled track(s); label a few more (at least 2) before \
+             training."
+                .into()
+        ))
+    );
+    // The member is told the same true sentence, with nothing else.
+    let told = s
+        .fake
+        .wait_for("the refusal", |r| {
+            r.method == "POST"
+                && r.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("I couldn't finish training"))
+        })
+        .await;
+    assert_eq!(
+        told.body["content"],
+        format!(
+            "<@{ADA}>, I couldn't finish training: The layer “Sparse” has 1 labelled track(s); \
+             label a few more (at least 2) before training."
+        )
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_follower_sees_the_end_another_process_recorded() {
+    // No job service here: another process (another queue on the same database) runs the job.
+    let s = stack(3).await;
+    let mood = layer(s.store(), "Mood", &[("Calm", "🧊")]).await;
+    let mut ticket = s
+        .app
+        .queue_training(MemberId(ADA), Some(mood.id))
+        .await
+        .unwrap();
+    let (i, first) = ticket.progress.recv().await.unwrap();
+    assert_eq!((i, first), (0, TrainUpdate::Queued { position: 1 }));
+
+    let other = Queue::new(s.store().clone(), 3);
+    let claimed = other.claim(Lane::Device).await.unwrap().unwrap();
+    assert_eq!(claimed.job.id.0, ticket.jobs[0].job.0);
+    other
+        .complete(
+            claimed.job.id,
+            json!({"layer": mood.id.0, "labels": 7, "accuracy": 0.9,
+                   "previous_accuracy": null, "device": "cpu"}),
+        )
+        .await
+        .unwrap();
+
+    let end = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut last = None;
+        while let Some((_, update)) = ticket.progress.recv().await {
+            last = Some(update);
+        }
+        last
+    })
+    .await
+    .expect("the follower reached the end");
+    match end {
+        Some(TrainUpdate::Done(r)) => assert!(r.summary.contains("7 labelled tracks"), "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    s.stop().await;
 }

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use poise::serenity_prelude as serenity;
-use serenity::{ButtonStyle, CreateActionRow, CreateButton, EditInteractionResponse};
+use serenity::{ButtonStyle, CreateActionRow, CreateButton};
 
-use super::{Context, Error, linked_text, member, private};
+use super::{Context, Error, confirm_link_question, member, private};
 use crate::discord::custom_id::CustomId;
-use crate::discord::error::describe;
+use crate::discord::error::{describe, finish_deferred};
 
 /// How long a `/link` message waits for the link to complete (interaction tokens last 15 min).
 const LINK_WAIT: Duration = Duration::from_secs(14 * 60);
@@ -15,7 +15,8 @@ const LINK_WAIT: Duration = Duration::from_secs(14 * 60);
 /// Link your Spotify account
 ///
 /// Opens Spotify's consent page. If the bot has no public HTTPS callback, your browser ends on
-/// an address that doesn't load: copy it and paste it with the second button.
+/// an address that doesn't load: copy it and paste it with the second button. Then confirm the
+/// account Spotify sent back before it is linked.
 #[poise::command(slash_command)]
 pub async fn link(ctx: Context<'_>) -> Result<(), Error> {
     let member = member(ctx).await?;
@@ -40,20 +41,15 @@ pub async fn link(ctx: Context<'_>) -> Result<(), Error> {
         let token = actx.interaction.token.clone();
         let completed = start.completed;
         tokio::spawn(async move {
-            let text = match tokio::time::timeout(LINK_WAIT, completed).await {
-                Ok(Ok(Ok(linked))) => linked_text(&linked),
-                Ok(Ok(Err(e))) => describe(&e.into(), "link"),
-                Ok(Err(_)) | Err(_) => "This link attempt expired. Use `/link` again.".to_string(),
+            let (text, components) = match tokio::time::timeout(LINK_WAIT, completed).await {
+                Ok(Ok(Ok(pending))) => confirm_link_question(member, &pending),
+                Ok(Ok(Err(e))) => (describe(&e.into(), "link"), Vec::new()),
+                Ok(Err(_)) | Err(_) => (
+                    "This link attempt expired. Use `/link` again.".to_string(),
+                    Vec::new(),
+                ),
             };
-            let edit = EditInteractionResponse::new()
-                .content(text)
-                .components(Vec::new());
-            if let Err(e) = http
-                .edit_original_interaction_response(&token, &edit, Vec::new())
-                .await
-            {
-                tracing::warn!(error = %e, "could not update the /link message");
-            }
+            finish_deferred(&http, &token, &text, components).await;
         });
     }
     Ok(())
@@ -73,8 +69,8 @@ pub async fn unlink(ctx: Context<'_>) -> Result<(), Error> {
 
 /// Delete everything sublist knows about you
 ///
-/// Deletes your tokens, labels, models, queued jobs and prompts, after you confirm. Your
-/// playlists on Spotify stay, but are no longer maintained.
+/// Deletes your tokens, labels, models, jobs, prompts and announcements, after you confirm.
+/// Your playlists on Spotify stay, but are no longer maintained.
 #[poise::command(slash_command, rename = "forget-me")]
 pub async fn forget_me(ctx: Context<'_>) -> Result<(), Error> {
     let member = member(ctx).await?;
@@ -100,8 +96,9 @@ pub async fn forget_me(ctx: Context<'_>) -> Result<(), Error> {
     ])];
     ctx.send(
         private(
-            "This deletes your Spotify tokens, labels, models, queued jobs and prompts. The \
-             playlists on Spotify stay, but sublist will no longer maintain them. Are you sure?",
+            "This stops work in progress for you and deletes your Spotify tokens, labels, \
+             models, jobs, prompts and announcements. The playlists on Spotify stay, but sublist \
+             will no longer maintain them. Are you sure?",
         )
         .components(buttons),
     )

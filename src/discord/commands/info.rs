@@ -18,7 +18,14 @@ pub async fn status(ctx: Context<'_>) -> Result<(), Error> {
     let mut out = String::new();
     match &st.link {
         LinkState::NotLinked => out.push_str("**Spotify**: not linked. Use `/link`.\n"),
-        LinkState::Expired => out.push_str("**Spotify**: the link expired. Use `/link` again.\n"),
+        LinkState::Expired => out.push_str(
+            "**Spotify**: the link expired (Spotify ends links six months after you authorize). \
+             Use `/link` again.\n",
+        ),
+        LinkState::Revoked => out.push_str(
+            "**Spotify**: Spotify no longer accepts sublist's access to your account (it was \
+             removed on Spotify's side). Use `/link` again.\n",
+        ),
         LinkState::Linked {
             display_name,
             expires_at,
@@ -223,14 +230,31 @@ pub async fn setup(
         )
         .await?;
     let show = |c: Option<u64>| c.map_or("not set (DMs)".to_string(), |c| format!("<#{c}>"));
-    ctx.send(private(format!(
+    let mut text = format!(
         "**Announcements**: {}\n**Prompts**: {}",
         show(current.announce_channel),
         show(current.prompt_channel)
-    )))
-    .await?;
+    );
+    if let Some(c) = current.prompt_channel.or(current.announce_channel) {
+        text.push_str(&format!(
+            "\nIn <#{c}> I need {}. *Manage Messages* lets me remove reactions other members \
+             add to someone's prompt: they never count as answers, but would look like one.",
+            INVITE_PERMISSIONS.join(", ")
+        ));
+    }
+    ctx.send(private(text)).await?;
     Ok(())
 }
+
+/// The permissions the bot uses in a server channel, as Discord names them; the README's
+/// invite asks for each.
+pub(crate) const INVITE_PERMISSIONS: [&str; 5] = [
+    "Send Messages",
+    "Embed Links",
+    "Add Reactions",
+    "Read Message History",
+    "Manage Messages",
+];
 
 /// The help text: every command and subcommand with its description.
 pub(crate) fn help_text(commands: &[poise::Command<Data, Error>]) -> String {
@@ -261,4 +285,26 @@ pub async fn help(ctx: Context<'_>) -> Result<(), Error> {
     let text = help_text(&ctx.framework().options().commands);
     ctx.send(private(text)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_invite_asks_for_every_permission_the_bot_uses() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let invite = readme
+            .lines()
+            .skip_while(|l| !l.contains("URL Generator"))
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        for p in INVITE_PERMISSIONS {
+            assert!(
+                invite.contains(&format!("*{p}*")),
+                "{p} missing from: {invite}"
+            );
+        }
+    }
 }

@@ -6,10 +6,13 @@ mod info;
 mod layers;
 mod work;
 
+pub(crate) use work::resume_train_replies;
+
 use poise::CreateReply;
 use poise::serenity_prelude as serenity;
 
-use super::backend::Linked;
+use super::backend::{LinkToConfirm, Linked};
+use super::custom_id::CustomId;
 use super::error::user_error;
 use super::render;
 use super::{Context, Data, Error};
@@ -36,6 +39,9 @@ pub(crate) fn all() -> Vec<poise::Command<Data, Error>> {
 pub(crate) async fn member(ctx: Context<'_>) -> Result<MemberId, Error> {
     let id = MemberId(ctx.author().id.get());
     let store = &ctx.data().store;
+    // Only a member's own command records them: background work never does, so nothing
+    // brings a forgotten member back.
+    store.ensure_member(id).await?;
     let mut settings = super::prompts::member_settings(store, id).await?;
     if let Some(guild) = ctx.guild_id()
         && settings.guild_id != Some(guild.get())
@@ -105,6 +111,41 @@ pub(crate) fn linked_text(linked: &Linked) -> String {
         thousands(linked.liked_songs),
         render::plural(linked.liked_songs.min(2) as u32)
     )
+}
+
+/// "Link the Spotify account …?" with its two buttons, for the member who ran `/link`.
+pub(crate) fn confirm_link_question(
+    member: MemberId,
+    pending: &LinkToConfirm,
+) -> (String, Vec<serenity::CreateActionRow>) {
+    let text = format!(
+        "Link the Spotify account **{}** (user `{}`) to you? Spotify sent it back from your \
+         consent page. Only confirm if it is yours: whoever opened the page chose the account.",
+        escape_markdown(&render::truncate(&pending.display_name, 100)),
+        render::truncate(&pending.user_id, 100).replace('`', "'"),
+    );
+    let button = |confirm: bool| CustomId::LinkConfirm { member, confirm }.encode();
+    let buttons = vec![serenity::CreateActionRow::Buttons(vec![
+        serenity::CreateButton::new(button(true))
+            .label("Link this account")
+            .style(serenity::ButtonStyle::Success),
+        serenity::CreateButton::new(button(false))
+            .label("It's not mine")
+            .style(serenity::ButtonStyle::Secondary),
+    ])];
+    (text, buttons)
+}
+
+/// `text` with Discord's markdown characters escaped.
+fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '_' | '`' | '~' | '|' | '\\' | '>' | '#') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// 1240 -> "1,240".
@@ -236,6 +277,19 @@ mod tests {
             liked_songs: 1240,
         });
         assert!(t.starts_with("Linked as **Ada**, 1,240 liked songs found."));
+    }
+
+    #[test]
+    fn the_link_question_names_the_account_and_escapes_its_name() {
+        let (text, buttons) = confirm_link_question(
+            MemberId(5),
+            &LinkToConfirm {
+                display_name: "*Ada*".into(),
+                user_id: "ada".into(),
+            },
+        );
+        assert!(text.starts_with("Link the Spotify account **\\*Ada\\*** (user `ada`)"));
+        assert_eq!(buttons.len(), 1);
     }
 
     #[test]

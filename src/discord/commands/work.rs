@@ -1,12 +1,20 @@
 //! `/label`, `/train start | cancel`, `/refresh`: the commands that make sublist work now.
 
+use std::sync::Arc;
+
 use poise::serenity_prelude as serenity;
-use serenity::EditInteractionResponse;
+use secrecy::ExposeSecret;
+use serenity::{EditInteractionResponse, Http};
+use tokio::sync::mpsc;
 
 use super::{Context, Error, autocomplete_layer, find_layer, member, private};
-use crate::discord::backend::{TrainTicket, TrainUpdate};
+use crate::discord::backend::{Backend, JobId, TrainTicket, TrainUpdate};
 use crate::discord::render::{self, percent};
-use crate::domain::LayerId;
+use crate::domain::{LayerId, MemberId};
+use crate::store::Store;
+
+/// How long Discord lets a bot edit its reply to a command (15 minutes), less a margin.
+const REPLY_EDITABLE: chrono::Duration = chrono::Duration::minutes(14);
 
 /// The most prompts one `/label` posts (each costs several rate-limited calls).
 pub(crate) const MAX_LABEL_COUNT: u32 = 10;
@@ -109,6 +117,92 @@ fn update_text(what: &str, update: &TrainUpdate) -> String {
     }
 }
 
+/// The `/train` reply: one line per layer's training.
+fn ticket_text(names: &[String], updates: &[TrainUpdate]) -> String {
+    let lines: Vec<String> = names
+        .iter()
+        .zip(updates)
+        .map(|(name, update)| update_text(&format!("“{name}”"), update))
+        .collect();
+    render::truncate(&lines.join("\n"), render::MESSAGE_MAX)
+}
+
+/// Keeps a `/train` reply up to date until every job in it has ended (or Discord no longer
+/// takes edits), then forgets the stored reply. `updates` holds what the reply shows now;
+/// `None` for a job not heard of yet (the reply is edited once every job has been heard of).
+async fn follow_reply(
+    http: Arc<Http>,
+    store: Store,
+    reply: Option<i64>,
+    token: String,
+    names: Vec<String>,
+    mut updates: Vec<Option<TrainUpdate>>,
+    mut progress: mpsc::Receiver<(usize, TrainUpdate)>,
+) {
+    let mut settled = false;
+    while let Some((i, update)) = progress.recv().await {
+        let Some(slot) = updates.get_mut(i) else {
+            continue;
+        };
+        *slot = Some(update);
+        let Some(shown) = updates.iter().cloned().collect::<Option<Vec<_>>>() else {
+            continue;
+        };
+        let edit = EditInteractionResponse::new().content(ticket_text(&names, &shown));
+        if let Err(e) = http
+            .edit_original_interaction_response(&token, &edit, Vec::new())
+            .await
+        {
+            tracing::warn!(error = %e, "could not update the /train message");
+            settled = true;
+            break;
+        }
+        if shown.iter().all(TrainUpdate::is_final) {
+            settled = true;
+            break;
+        }
+    }
+    // A reply left unsettled stays stored: a restarted bot picks it up again.
+    if settled
+        && let Some(id) = reply
+        && let Err(e) = store.delete_train_reply(id).await
+    {
+        tracing::warn!(error = %e, "could not forget a finished /train reply");
+    }
+}
+
+/// At start-up: takes up the `/train` replies that a previous run of the bot was still
+/// following, so that each reaches its final state.
+pub(crate) async fn resume_train_replies(http: Arc<Http>, store: Store, backend: Arc<dyn Backend>) {
+    let replies = match store.train_replies(store.now()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the /train replies to resume");
+            return;
+        }
+    };
+    for reply in replies {
+        let jobs: Vec<JobId> = reply.jobs.iter().map(|(j, _)| JobId(j.0)).collect();
+        let names: Vec<String> = reply.jobs.iter().map(|(_, n)| n.clone()).collect();
+        match backend.follow_training(reply.member, &jobs).await {
+            Ok(progress) => {
+                tokio::spawn(follow_reply(
+                    http.clone(),
+                    store.clone(),
+                    Some(reply.id),
+                    reply.token.expose_secret().to_string(),
+                    names,
+                    vec![None; jobs.len()],
+                    progress,
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, reply = reply.id, "could not resume a /train reply");
+            }
+        }
+    }
+}
+
 /// Queue training now; the answer shows the queue position, then progress and the result
 #[poise::command(slash_command)]
 async fn start(
@@ -119,42 +213,61 @@ async fn start(
 ) -> Result<(), Error> {
     let member = member(ctx).await?;
     let layer = layer_id(ctx, member, layer).await?;
-    let TrainTicket {
-        job,
-        position,
-        mut progress,
-    } = ctx
+    let TrainTicket { jobs, progress } = ctx
         .data()
         .backend
         .queue_training(member, layer.as_ref().map(|(id, _)| *id))
         .await?;
-    let what = match &layer {
-        Some((_, name)) => format!("“{name}”"),
-        None => "your layers".to_string(),
-    };
-    ctx.send(private(update_text(
-        &what,
-        &TrainUpdate::Queued { position },
-    )))
-    .await?;
-    tracing::info!(job = job.0, position, "training queued from Discord");
+    let names: Vec<String> = jobs.iter().map(|j| j.layer_name.clone()).collect();
+    let updates: Vec<TrainUpdate> = jobs
+        .iter()
+        .map(|j| TrainUpdate::Queued {
+            position: j.position,
+        })
+        .collect();
+    ctx.send(private(ticket_text(&names, &updates))).await?;
+    tracing::info!(jobs = jobs.len(), "training queued from Discord");
     if let poise::Context::Application(actx) = ctx {
         let http = ctx.serenity_context().http.clone();
         let token = actx.interaction.token.clone();
-        tokio::spawn(async move {
-            while let Some(update) = progress.recv().await {
-                let edit = EditInteractionResponse::new().content(update_text(&what, &update));
-                if let Err(e) = http
-                    .edit_original_interaction_response(&token, &edit, Vec::new())
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not update the /train message");
-                    break;
-                }
-            }
-        });
+        let store = ctx.data().store.clone();
+        let reply = remember_reply(&store, member, &token, &jobs).await;
+        tokio::spawn(follow_reply(
+            http,
+            store,
+            reply,
+            token,
+            names,
+            updates.into_iter().map(Some).collect(),
+            progress,
+        ));
     }
     Ok(())
+}
+
+/// Stores the reply so that a restarted bot can finish it; None when that failed (the reply is
+/// still followed while this process runs).
+async fn remember_reply(
+    store: &Store,
+    member: MemberId,
+    token: &str,
+    jobs: &[crate::discord::backend::TrainJob],
+) -> Option<i64> {
+    let jobs: Vec<(crate::store::JobId, String)> = jobs
+        .iter()
+        .map(|j| (crate::store::JobId(j.job.0), j.layer_name.clone()))
+        .collect();
+    let expires_at = store.now() + REPLY_EDITABLE;
+    match store
+        .save_train_reply(member, token, &jobs, expires_at)
+        .await
+    {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not store the /train reply");
+            None
+        }
+    }
 }
 
 /// Cancel your queued or running training
@@ -172,14 +285,16 @@ async fn cancel(ctx: Context<'_>) -> Result<(), Error> {
 }
 
 /// Sync your liked songs and re-sort your sublists now
-#[poise::command(slash_command, user_cooldown = 60)]
+#[poise::command(slash_command)]
 pub async fn refresh(ctx: Context<'_>) -> Result<(), Error> {
     let member = member(ctx).await?;
     ctx.defer_ephemeral().await?;
     let data = ctx.data();
     let summary = data.backend.refresh(member).await?;
-    let notifier = &data.notifier;
-    notifier.announce_refresh(member, &summary).await?;
+    // The member gets the reply either way; an announcement that can't be delivered is logged.
+    if let Err(e) = data.notifier.announce_refresh(member, &summary).await {
+        tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not announce a refresh");
+    }
     ctx.send(private(render::refresh_announcement(member, &summary)))
         .await?;
     Ok(())
@@ -205,6 +320,22 @@ mod tests {
             update_text("“Mood”", &done),
             "Training “Mood” is done: 84% accurate on held-out labels (was 79%). \
              12 tracks would now go elsewhere."
+        );
+    }
+
+    #[test]
+    fn a_reply_for_several_layers_tells_each_ones_outcome() {
+        let names = vec!["Mood".to_string(), "Genre".to_string()];
+        let updates = vec![
+            TrainUpdate::Failed("label a few more.".into()),
+            TrainUpdate::Running {
+                epoch: 3,
+                epochs: 50,
+            },
+        ];
+        assert_eq!(
+            ticket_text(&names, &updates),
+            "Training “Mood” failed: label a few more.\nTraining “Genre”: epoch 3 of 50."
         );
     }
 }

@@ -21,7 +21,7 @@ pub(crate) fn spec() -> &'static Spec {
     SPEC.get_or_init(|| {
         Spec::load(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/spotify-openapi.yml"
+            "/tests/it/spec/spotify-openapi.yml"
         ))
         .expect("the Spotify OpenAPI file loads")
     })
@@ -67,6 +67,15 @@ pub(crate) struct Rig {
     pub spotify: Spotify,
     pub store: Store,
     pub dir: tempfile::TempDir,
+    config: SpotifyConfig,
+    audio: AudioConfig,
+}
+
+impl Rig {
+    /// A fresh Spotify side on the same database, as after a restart (nothing in memory).
+    pub(crate) fn restarted(&self) -> Spotify {
+        Spotify::new(self.store.clone(), self.config.clone(), self.audio.clone())
+    }
 }
 
 pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -105,12 +114,14 @@ pub(crate) async fn rig_with(
         provider: audio,
         reccobeats_base_url: local.reccobeats_base_url(),
     };
-    let spotify = Spotify::new(store.clone(), config, audio);
+    let spotify = Spotify::new(store.clone(), config.clone(), audio.clone());
     Rig {
         local,
         spotify,
         store,
         dir,
+        config,
+        audio,
     }
 }
 
@@ -134,7 +145,8 @@ pub(crate) async fn authorize(url: &str) -> String {
         .to_string()
 }
 
-/// Links `member` to the local user `user` (created with account id `acct-<user>`) by paste.
+/// Links `member` to the local user `user` (created with account id `acct-<user>`) by paste,
+/// and confirms the account.
 pub(crate) async fn link(r: &Rig, member: MemberId, user: &str) {
     r.local
         .add_user(user, &format!("acct-{user}"), &format!("{user} name"));
@@ -144,7 +156,11 @@ pub(crate) async fn link(r: &Rig, member: MemberId, user: &str) {
     r.spotify
         .complete_link_paste(member, &landed)
         .await
-        .expect("link completes");
+        .expect("consent completes");
+    r.spotify
+        .confirm_link(member)
+        .await
+        .expect("link is confirmed");
 }
 
 pub(crate) fn no_progress() -> impl Fn(SyncProgress) + Send + Sync {
@@ -192,6 +208,7 @@ async fn link_by_paste_stores_sealed_tokens_and_the_account_id() {
     let account = r.spotify.complete_link_paste(ALICE, &landed).await.unwrap();
     assert_eq!(account.account_id, "acct-alice");
     assert_eq!(account.user_id, "alice");
+    r.spotify.confirm_link(ALICE).await.unwrap();
     let info = r.spotify.link_info(ALICE).await.unwrap().unwrap();
     assert!(info.active && !info.expires_soon);
     let week = chrono::Duration::days(7);
@@ -254,6 +271,7 @@ async fn foreign_expired_and_declined_states_are_refused() {
         .unwrap_err();
     assert!(matches!(err, LinkError::StateForeign), "{err}");
     r.spotify.complete_link_paste(ALICE, &landed).await.unwrap();
+    r.spotify.confirm_link(ALICE).await.unwrap();
 
     // Expired.
     r.spotify.set_state_ttl(Duration::from_secs(1));
@@ -309,11 +327,15 @@ async fn link_by_redirect_to_the_web_callback() {
     assert_eq!(page.status().as_u16(), 200);
     let text = page.text().await.unwrap();
     assert!(
-        text.contains("is linked") && text.contains("Discord"),
+        text.contains("“Alice”") && text.contains("confirm it there"),
         "{text}"
     );
     let (member, account) = rx.recv().await.unwrap();
     assert_eq!((member, account.account_id.as_str()), (ALICE, "acct-alice"));
+    // Bound only once the member who ran /link confirms it.
+    assert!(r.spotify.link_info(ALICE).await.unwrap().is_none());
+    r.spotify.confirm_link(ALICE).await.unwrap();
+    assert!(r.spotify.link_info(ALICE).await.unwrap().unwrap().active);
     // Reloading the page: the state is used up.
     let again = reqwest::get(format!("{redirect}?code=x&state=nope"))
         .await
@@ -437,14 +459,14 @@ async fn refresh_keeps_or_rotates_the_refresh_token_and_invalid_grant_ends_the_l
             .count();
         assert_eq!(refused, 0, "rotate={rotate}");
 
-        // The refresh token dies (six months on): the link ends cleanly.
+        // Spotify refuses the refresh token (access removed): the link ends cleanly.
         r.local.revoke_refresh_tokens("alice");
         let err = r
             .spotify
             .sync_motherlist(ALICE, &no_progress())
             .await
             .unwrap_err();
-        assert!(matches!(err, SpotifyError::LinkExpired), "{err}");
+        assert!(matches!(err, SpotifyError::LinkRevoked), "{err}");
         assert!(err.to_string().contains("/link"));
         let info = r.spotify.link_info(ALICE).await.unwrap().unwrap();
         assert!(!info.active);
@@ -454,12 +476,178 @@ async fn refresh_keeps_or_rotates_the_refresh_token_and_invalid_grant_ends_the_l
         let start = r.spotify.start_link(ALICE).await.unwrap();
         let landed = authorize(&start.url).await;
         r.spotify.complete_link_paste(ALICE, &landed).await.unwrap();
+        r.spotify.confirm_link(ALICE).await.unwrap();
         assert!(r.spotify.link_info(ALICE).await.unwrap().unwrap().active);
         r.spotify
             .sync_motherlist(ALICE, &no_progress())
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_revoked_authorisation_is_told_apart_from_the_six_month_expiry() {
+    let r = rig().await;
+    r.local.set_access_ttl(1);
+    link(&r, ALICE, "alice").await;
+    // Access removed on Spotify's side, months before the link's end.
+    r.local.revoke_refresh_tokens("alice");
+    let err = r
+        .spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpotifyError::LinkRevoked), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("removed on Spotify's side") && !text.contains("six months"),
+        "{text}"
+    );
+    let info = r.spotify.link_info(ALICE).await.unwrap().unwrap();
+    assert!(info.revoked && !info.active);
+    // Later work gives the same true reason.
+    let again = r
+        .spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap_err();
+    assert!(matches!(again, SpotifyError::LinkRevoked), "{again}");
+
+    // A link at the end of its lifetime is refused as expired.
+    r.spotify.set_link_lifetime(Duration::from_secs(3600));
+    link(&r, BOB, "bob").await;
+    r.local.revoke_refresh_tokens("bob");
+    let err = r
+        .spotify
+        .sync_motherlist(BOB, &no_progress())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpotifyError::LinkExpired), "{err}");
+    assert!(err.to_string().contains("six months"), "{err}");
+    let info = r.spotify.link_info(BOB).await.unwrap().unwrap();
+    assert!(!info.revoked && !info.active);
+}
+
+#[tokio::test]
+async fn a_link_waits_for_its_member_to_confirm_the_account() {
+    let r = rig().await;
+    r.local.add_user("alice", "acct-alice", "Alice");
+    r.local.add_user("bob", "acct-bob", "Bob");
+    let start = r.spotify.start_link(ALICE).await.unwrap();
+    let url = url::Url::parse(&start.url).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(
+        q.get("show_dialog").map(String::as_str),
+        Some("true"),
+        "Spotify shows whose account it is"
+    );
+    // Alice shared her consent link; Bob opened it, logged in as himself.
+    r.local.set_browser_user("bob");
+    let landed = authorize(&start.url).await;
+    let account = r.spotify.complete_link_paste(ALICE, &landed).await.unwrap();
+    assert_eq!(account.user_id, "bob");
+    assert!(
+        r.spotify.link_info(ALICE).await.unwrap().is_none(),
+        "nothing is bound before Alice confirms"
+    );
+    // Alice sees it is Bob's and says no.
+    assert!(r.spotify.cancel_link(ALICE).await.unwrap());
+    let err = r.spotify.confirm_link(ALICE).await.unwrap_err();
+    assert!(matches!(err, LinkError::NothingToConfirm), "{err}");
+    assert!(r.spotify.link_info(ALICE).await.unwrap().is_none());
+    // Her own account, confirmed, is bound.
+    r.local.set_browser_user("alice");
+    let start = r.spotify.start_link(ALICE).await.unwrap();
+    let landed = authorize(&start.url).await;
+    r.spotify.complete_link_paste(ALICE, &landed).await.unwrap();
+    let account = r.spotify.confirm_link(ALICE).await.unwrap();
+    assert_eq!(account.account_id, "acct-alice");
+    assert!(r.spotify.link_info(ALICE).await.unwrap().unwrap().active);
+    assert_bodies_valid(&r.local);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_started_together_never_exceed_an_apps_user_cap() {
+    let r = rig_with(vec![app("app1", 2, REDIRECT)], AudioProvider::None, 0).await;
+    let members: Vec<MemberId> = (1..=5).map(|i| MemberId(2000 + i)).collect();
+    let starts = futures::future::join_all(members.iter().map(|m| r.spotify.start_link(*m))).await;
+    let started: Vec<(MemberId, String)> = members
+        .iter()
+        .zip(starts)
+        .filter_map(|(m, s)| match s {
+            Ok(s) => Some((*m, s.url)),
+            Err(e) => {
+                assert!(matches!(e, LinkError::AllAppsFull { apps: 1 }), "{e}");
+                None
+            }
+        })
+        .collect();
+    assert_eq!(started.len(), 2, "a slot is reserved when a link starts");
+    // Both finish together; each is bound.
+    let mut landed = Vec::new();
+    for (m, url) in &started {
+        let user = format!("user{}", m.0);
+        r.local.add_user(&user, &format!("acct-{user}"), &user);
+        r.local.set_browser_user(&user);
+        landed.push((*m, authorize(url).await));
+    }
+    let spotify = &r.spotify;
+    let done = futures::future::join_all(landed.iter().map(|(m, l)| async move {
+        spotify.complete_link_paste(*m, l).await?;
+        spotify.confirm_link(*m).await
+    }))
+    .await;
+    for d in &done {
+        assert!(d.is_ok(), "{d:?}");
+    }
+    let mut linked = 0;
+    for m in &members {
+        linked += usize::from(r.spotify.link_info(*m).await.unwrap().is_some());
+    }
+    assert_eq!(linked, 2);
+    let err = r.spotify.start_link(MemberId(3000)).await.unwrap_err();
+    assert!(matches!(err, LinkError::AllAppsFull { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_quota_pause_outlives_a_restart() {
+    let r = rig().await;
+    link(&r, ALICE, "alice").await;
+    r.local.seed_liked("alice", 10);
+    r.local.inject(
+        Some("GET"),
+        "/me/tracks",
+        Failure::Quota { retry_after: 7200 },
+        1,
+    );
+    let err = r
+        .spotify
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap_err();
+    let SpotifyError::Paused { until } = err else {
+        panic!("expected a pause, got {err}")
+    };
+    // The pause is written on its own task; a restarted process reads it at start.
+    let mut restarted = r.restarted();
+    for _ in 0..250 {
+        if restarted.paused_until(ALICE).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        restarted = r.restarted();
+    }
+    assert_eq!(restarted.paused_until(ALICE).await.unwrap(), Some(until));
+    r.local.clear_log();
+    let err = restarted
+        .sync_motherlist(ALICE, &no_progress())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SpotifyError::Paused { until: u } if u == until),
+        "{err}"
+    );
+    assert_eq!(r.local.requests().len(), 0, "no request while paused");
 }
 
 #[tokio::test]

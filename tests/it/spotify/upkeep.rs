@@ -1,6 +1,8 @@
 //! Keeping the sublists: smallest diffs in calls of at most 100, order kept, hand edits
-//! respected and turned into labels, deleted playlists recreated, renames kept, adoption, and
-//! a quota pause mid-refresh that loses nothing.
+//! respected and turned into labels, deleted playlists recreated, renames kept, adoption, a
+//! quota pause mid-refresh that loses nothing, no playlist before its first track, and the
+//! bot's own writes whose answers were lost (5xx, time-out, a cut-off mid-request) neither
+//! sent twice nor read back as hand edits.
 
 use std::time::{Duration, Instant};
 
@@ -311,13 +313,21 @@ async fn an_adopted_playlist_gives_imported_labels() {
     let own = r
         .local
         .create_playlist("alice", "Old favourites", &ids(0..30), false);
-    let calm = layer.sublists[0].id;
-    // One track already has the member's label: it is kept.
+    let (calm, loud) = (layer.sublists[0].id, layer.sublists[1].id);
+    // One track has the member's answer for another sublist, one the model's guess, one the
+    // member's answer for this sublist: the import is the member's latest word, so every
+    // track of the playlist ends up labelled as belonging here.
+    for (n, source) in [(0, LabelSource::Member), (1, LabelSource::Model)] {
+        r.store
+            .set_label(&layer, &track_id(n), &Label::one(loud), source, None)
+            .await
+            .unwrap();
+    }
     r.store
         .set_label(
             &layer,
-            &track_id(0),
-            &Label::one(layer.sublists[1].id),
+            &track_id(2),
+            &Label::one(calm),
             LabelSource::Member,
             None,
         )
@@ -329,17 +339,20 @@ async fn an_adopted_playlist_gives_imported_labels() {
         .await
         .unwrap();
     assert_eq!(adopted.tracks, ids(0..30));
-    assert_eq!(adopted.labelled, 29);
-    let l = r
-        .store
-        .label(layer.id, &track_id(5))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (l.label, l.source),
-        (Label::one(calm), LabelSource::Imported)
-    );
+    assert_eq!(adopted.labelled, 29, "track 2 already named the sublist");
+    for n in [0, 1, 2, 5] {
+        let l = r
+            .store
+            .label(layer.id, &track_id(n))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (l.label, l.source),
+            (Label::one(calm), LabelSource::Imported),
+            "track {n}"
+        );
+    }
     // The playlist is now managed: a refresh writes to it, and only the difference.
     let layer = r.store.layer(layer.id).await.unwrap().unwrap();
     let want = [ids(0..30), ids(30..35)].concat();
@@ -353,6 +366,7 @@ async fn an_adopted_playlist_gives_imported_labels() {
         (rep.playlists[0].write_calls, rep.playlists[0].added.len()),
         (1, 5)
     );
+    assert!(rep.playlists[0].hand_edits.is_empty());
     assert_eq!(r.local.playlist_tracks(&own).unwrap(), want);
     // Somebody else's playlist cannot be adopted.
     r.local.add_user("bob", "acct-bob", "Bob");
@@ -365,5 +379,286 @@ async fn an_adopted_playlist_gives_imported_labels() {
     assert!(matches!(err, SpotifyError::PlaylistNotYours));
     let listed = r.spotify.list_playlists(ALICE).await.unwrap();
     assert!(listed.iter().any(|p| p.id == own && p.editable));
+    assert_bodies_valid(&r.local);
+}
+
+#[tokio::test]
+async fn a_sublist_gets_its_playlist_with_its_first_track_not_before() {
+    let (r, layer) = setup(50, MUTUAL_INCOMPLETE).await;
+    let rep = r
+        .spotify
+        .write_sublists(
+            ALICE,
+            &layer,
+            &split(&layer, [ids(0..10), vec![], vec![], vec![]]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rep.playlists.len(), 1);
+    assert!(rep.playlists[0].created);
+    assert_eq!(r.local.count("POST", "/me/playlists"), 1);
+    let names: Vec<String> = r
+        .local
+        .library_playlists("alice")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(names, vec!["Calm"], "no empty playlist");
+    // The first track for Loud makes its playlist.
+    let rep = r
+        .spotify
+        .write_sublists(
+            ALICE,
+            &layer,
+            &split(&layer, [ids(0..10), ids(10..11), vec![], vec![]]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rep.playlists.len(), 2);
+    assert!(rep.playlists[1].created);
+    assert_eq!(
+        r.local
+            .playlist_tracks(&rep.playlists[1].playlist_id)
+            .unwrap(),
+        ids(10..11)
+    );
+    assert_eq!(r.local.library_playlists("alice").len(), 2);
+    assert_bodies_valid(&r.local);
+}
+
+/// After a quiet refresh with `desired`, every playlist holds exactly its tracks, once, no
+/// hand edit was seen, nothing was written, and no label came from the bot's own writes.
+async fn assert_quiet(r: &Rig, layer: &Layer, desired: &[(SublistId, Vec<TrackId>)]) {
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, layer, desired)
+        .await
+        .unwrap();
+    for (change, (_, want)) in rep.playlists.iter().zip(desired) {
+        assert_eq!(
+            r.local.playlist_tracks(&change.playlist_id).unwrap(),
+            *want,
+            "{}",
+            change.name
+        );
+        assert!(change.hand_edits.is_empty(), "{change:?}");
+        assert_eq!(change.write_calls, 0, "{change:?}");
+    }
+    assert_eq!(r.store.labels(layer.id).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn an_add_whose_answer_is_lost_is_read_back_not_sent_twice() {
+    let (r, layer) = setup(200, MUTUAL_INCOMPLETE).await;
+    let first = split(&layer, [ids(0..10), ids(10..20), ids(20..30), ids(30..40)]);
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, &layer, &first)
+        .await
+        .unwrap();
+    let (calm, loud) = (
+        rep.playlists[0].playlist_id.clone(),
+        rep.playlists[1].playlist_id.clone(),
+    );
+    // Spotify applies Calm's addition but its answer is a 502; Loud's answer comes after the
+    // client gave up (1 s); Sad's addition fails for real once.
+    r.local.inject(
+        Some("POST"),
+        &format!("/playlists/{calm}/items"),
+        Failure::AppliedThenStatus(502),
+        1,
+    );
+    r.local.inject(
+        Some("POST"),
+        &format!("/playlists/{loud}/items"),
+        Failure::AppliedThenSlow(Duration::from_millis(1500)),
+        1,
+    );
+    let sad = rep.playlists[2].playlist_id.clone();
+    r.local.inject(
+        Some("POST"),
+        &format!("/playlists/{sad}/items"),
+        Failure::Status(503),
+        1,
+    );
+    let second = split(
+        &layer,
+        [
+            [ids(0..10), ids(100..110)].concat(),
+            [ids(10..20), ids(110..120)].concat(),
+            [ids(20..30), ids(120..130)].concat(),
+            ids(30..40),
+        ],
+    );
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, &layer, &second)
+        .await
+        .unwrap();
+    for (change, (_, want)) in rep.playlists.iter().zip(&second) {
+        assert_eq!(
+            r.local.playlist_tracks(&change.playlist_id).unwrap(),
+            *want,
+            "{}: each track once",
+            change.name
+        );
+    }
+    assert_eq!(rep.playlists[0].added, ids(100..110));
+    assert_eq!(
+        r.local.count("POST", &format!("/playlists/{calm}/items")),
+        2,
+        "the first refresh's add, and the lost one: not sent again"
+    );
+    assert_eq!(
+        r.local.count("POST", &format!("/playlists/{sad}/items")),
+        3,
+        "refused, read back, sent again"
+    );
+    assert_quiet(&r, &layer, &second).await;
+    assert_bodies_valid(&r.local);
+}
+
+/// Waits until the local Spotify's playlist `id` holds `n` tracks.
+async fn until_holds(r: &Rig, id: &str, n: usize) {
+    for _ in 0..1000 {
+        if r.local.playlist_tracks(id).is_some_and(|t| t.len() == n) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("playlist {id} never held {n} tracks");
+}
+
+#[tokio::test]
+async fn a_write_cut_off_after_spotify_applied_it_is_not_read_as_a_hand_edit() {
+    let (r, layer) = setup(200, MUTUAL_INCOMPLETE).await;
+    let first = split(&layer, [ids(0..10), ids(10..20), ids(20..30), ids(30..40)]);
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, &layer, &first)
+        .await
+        .unwrap();
+    let (calm, loud) = (
+        rep.playlists[0].playlist_id.clone(),
+        rep.playlists[1].playlist_id.clone(),
+    );
+    // The job is stopped (a time limit, a restart) while Spotify has applied an addition
+    // and its answer is still on the way.
+    r.local.inject(
+        Some("POST"),
+        &format!("/playlists/{calm}/items"),
+        Failure::AppliedThenSlow(Duration::from_secs(30)),
+        1,
+    );
+    let second = split(
+        &layer,
+        [
+            [ids(0..10), ids(100..110)].concat(),
+            ids(10..20),
+            ids(20..30),
+            ids(30..40),
+        ],
+    );
+    let run = {
+        let (spotify, layer, second) = (r.spotify.clone(), layer.clone(), second.clone());
+        tokio::spawn(async move { spotify.write_sublists(ALICE, &layer, &second).await })
+    };
+    until_holds(&r, &calm, 20).await;
+    run.abort();
+    let _ = run.await;
+    r.local.clear_failures();
+    assert_quiet(&r, &layer, &second).await;
+
+    // The same for a removal.
+    r.local.inject(
+        Some("DELETE"),
+        &format!("/playlists/{loud}/items"),
+        Failure::AppliedThenSlow(Duration::from_secs(30)),
+        1,
+    );
+    let third = split(
+        &layer,
+        [
+            [ids(0..10), ids(100..110)].concat(),
+            ids(10..15),
+            ids(20..30),
+            ids(30..40),
+        ],
+    );
+    let run = {
+        let (spotify, layer, third) = (r.spotify.clone(), layer.clone(), third.clone());
+        tokio::spawn(async move { spotify.write_sublists(ALICE, &layer, &third).await })
+    };
+    until_holds(&r, &loud, 5).await;
+    run.abort();
+    let _ = run.await;
+    r.local.clear_failures();
+    assert_quiet(&r, &layer, &third).await;
+    assert_bodies_valid(&r.local);
+}
+
+#[tokio::test]
+async fn a_playlist_creation_whose_answer_is_lost_is_found_not_made_twice() {
+    let (r, layer) = setup(50, MUTUAL_INCOMPLETE).await;
+    // Spotify makes the playlist, but its answer is a 502.
+    r.local.inject(
+        Some("POST"),
+        "/me/playlists",
+        Failure::AppliedThenStatus(502),
+        1,
+    );
+    let first = split(&layer, [ids(0..10), vec![], vec![], vec![]]);
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, &layer, &first)
+        .await
+        .unwrap();
+    assert!(rep.playlists[0].created);
+    assert_eq!(r.local.count("POST", "/me/playlists"), 1, "not sent again");
+    let library = r.local.library_playlists("alice");
+    assert_eq!(library.len(), 1, "{library:?}");
+    assert_eq!(library[0].0, rep.playlists[0].playlist_id);
+    assert_eq!(r.local.playlist_tracks(&library[0].0).unwrap(), ids(0..10));
+
+    // Stopped while the creation's answer is on the way: the next refresh finds it.
+    r.local.inject(
+        Some("POST"),
+        "/me/playlists",
+        Failure::AppliedThenSlow(Duration::from_secs(30)),
+        1,
+    );
+    let second = split(&layer, [ids(0..10), ids(10..20), vec![], vec![]]);
+    let run = {
+        let (spotify, layer, second) = (r.spotify.clone(), layer.clone(), second.clone());
+        tokio::spawn(async move { spotify.write_sublists(ALICE, &layer, &second).await })
+    };
+    for _ in 0..1000 {
+        if r.local.library_playlists("alice").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    r.local.clear_failures();
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, &layer, &second)
+        .await
+        .unwrap();
+    let names: Vec<String> = r
+        .local
+        .library_playlists("alice")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(names, vec!["Calm", "Loud"], "one playlist per sublist");
+    assert_eq!(
+        r.local
+            .playlist_tracks(&rep.playlists[1].playlist_id)
+            .unwrap(),
+        ids(10..20)
+    );
+    assert_quiet(&r, &layer, &second).await;
     assert_bodies_valid(&r.local);
 }
