@@ -437,7 +437,15 @@ impl App {
         only: Option<LayerId>,
         new_tracks: u32,
     ) -> anyhow::Result<SortOutcome> {
-        let outcome = self.sort_layers(member, only, new_tracks).await?;
+        let outcome = match self.sort_layers(member, only, new_tracks).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // What the sort settled before it failed (hand edits read, tracks unliked)
+                // closes its questions all the same.
+                self.close_settled_prompts(member).await;
+                return Err(e);
+            }
+        };
         self.tell_member(member, &outcome, true).await;
         Ok(outcome)
     }
