@@ -227,6 +227,7 @@ impl Sim {
             return;
         }
         member.last_change = self.rig.clock.now();
+        member.last_like = member.last_change;
         self.rig.spotify.like(&member.user, &ids);
     }
 
@@ -253,7 +254,9 @@ impl Sim {
         let mut done = self.rig.submit_link_form(id, &landed).await?;
         // A confirmation step, if the bot asks for one.
         if !done.text.starts_with("Linked as")
-            && let Some(confirm) = custom_ids(&done.message["components"]).into_iter().next()
+            && let Some(confirm) = custom_ids(&done.message["components"])
+                .into_iter()
+                .find(|c| c.ends_with(":yes"))
         {
             done = self
                 .rig
@@ -384,6 +387,14 @@ impl Sim {
     pub async fn act(&mut self, ev: Event, salt: u64) {
         let mut rng = self.rng(salt);
         self.log.push(ev.name());
+        self.checks.step += 1;
+        let step = format!(
+            "step {} at {}: {}",
+            self.checks.step,
+            super::rig::sim_time(self.now()),
+            ev.name()
+        );
+        self.checks.trail(step);
         if let Some(m) = member_of(ev) {
             let member = &self.members[m];
             let usable = member.active() && (member.linked || matches!(ev, Event::Relink(_)));
@@ -537,6 +548,7 @@ impl Sim {
         if self.setup_at.is_some_and(|h| h <= hour)
             && let Some(admin) = self.members.iter().position(Member::active)
         {
+            self.due_trail(format!("/setup by member {admin}"));
             self.setup_at = None;
             self.setup_channels(admin).await;
         }
@@ -552,12 +564,20 @@ impl Sim {
             if let Presence::Forgotten { back } | Presence::Away { back } = self.members[m].presence
                 && back <= hour
             {
+                self.due_trail(format!("member {m} comes back"));
                 self.come_back(m).await;
             }
             if self.members[m].active() && self.members[m].relink_at.is_some_and(|h| h <= hour) {
+                self.due_trail(format!("member {m} links again"));
                 self.relink(m).await;
             }
         }
+    }
+
+    /// Something the hour brings by itself, for the trail.
+    fn due_trail(&mut self, what: String) {
+        let at = super::rig::sim_time(self.now());
+        self.checks.trail(format!("at {at}: {what}"));
     }
 
     fn unlike(&mut self, m: usize, rng: &mut StdRng) {
@@ -897,7 +917,12 @@ impl Sim {
             .react(user, p.channel, message, &emoji, false)
             .await
         {
-            Ok(()) => self.record(m, layer, &track, next),
+            Ok(()) => {
+                if next.is_none() {
+                    self.members[m].reopened.insert(p.prompt);
+                }
+                self.record(m, layer, &track, next);
+            }
             Err(e) => {
                 self.note(e);
                 self.record_unknown(m, layer, &track);
@@ -1128,17 +1153,24 @@ impl Sim {
                 name: title,
                 emoji,
             });
+            // The import is the member's latest word: the track stays in the adopted
+            // playlist. In a mutual layer that is its one sublist; in a non-mutual one an
+            // answer of theirs gains it.
+            let mutual = l.mutual;
             for t in &ids {
-                match l.answers.get(t).map(|e| (&e.now, &e.pending)) {
-                    // The member's own answer outranks the import.
-                    Some((Some(Expect::Is(..) | Expect::Has(_)), None)) => {}
-                    None | Some((None, None)) => l.set(
-                        t,
-                        Some(Expect::Is(Label::one(s.id), LabelSource::Imported)),
-                        why.clone(),
-                    ),
-                    Some(_) => l.set(t, Some(Expect::Unknown), why.clone()),
-                }
+                let next = match l.answers.get(t).map(|e| (&e.now, &e.pending)) {
+                    _ if mutual => Expect::Is(Label::one(s.id), LabelSource::Imported),
+                    None | Some((None, None)) => {
+                        Expect::Is(Label::one(s.id), LabelSource::Imported)
+                    }
+                    Some((Some(Expect::Is(label, _)), None)) => {
+                        let mut set = label.sublists();
+                        set.insert(s.id);
+                        Expect::Is(Label::Sublists(set), LabelSource::Imported)
+                    }
+                    Some(_) => Expect::Unknown,
+                };
+                l.set(t, Some(next), why.clone());
             }
         }
     }
@@ -1201,19 +1233,30 @@ impl Sim {
             return;
         };
         let (mutual, complete) = (l.mutual, l.complete);
-        // Taking a track out says "not here" only where its label put it.
-        let placed_here = match self.rig.store().label(layer, &track).await {
-            Ok(Some(l)) => l.label.contains(s),
-            _ => false,
+        // A hand edit changes the member's own answer (the model's guess is not theirs).
+        let base: Option<Label> = match self.rig.store().label(layer, &track).await {
+            Ok(Some(l)) if l.source.is_ground_truth() => Some(l.label),
+            _ => None,
         };
+        let rest: BTreeSet<SublistId> = base
+            .as_ref()
+            .map(Label::sublists)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| *x != s)
+            .collect();
         let next = match (add, mutual) {
             (true, true) => Some(Expect::Is(Label::one(s), LabelSource::Member)),
             (true, false) => Some(Expect::Has(s)),
-            (false, true) if !placed_here => Some(Expect::Lacks(s)),
-            (false, true) if complete => None,
-            (false, true) => Some(Expect::Is(Label::Void, LabelSource::Member)),
-            (false, false) => Some(Expect::Lacks(s)),
+            // Nothing of theirs is left: the void, or asked again in a complete layer.
+            (false, _) if rest.is_empty() && complete => None,
+            (false, _) if rest.is_empty() => Some(Expect::Is(Label::Void, LabelSource::Member)),
+            (false, _) => Some(Expect::Lacks(s)),
         };
+        // A track taken out stays out while a label of the member's says so. Cleared in a
+        // complete layer, it waits for an answer, and a confident guess may place it in that
+        // sublist again: nothing records "not here" without a label.
+        let stays_out = !add && !(rest.is_empty() && complete);
         if add {
             self.rig
                 .spotify
@@ -1229,10 +1272,10 @@ impl Sim {
         member.last_change = now;
         if let Some(l) = member.layer_mut(layer) {
             l.set_pending(&track, next, now, why);
-            if add {
-                l.taken_out.remove(&(track, s));
-            } else {
+            if stays_out {
                 l.taken_out.insert((track, s));
+            } else {
+                l.taken_out.remove(&(track, s));
             }
         }
     }
@@ -1297,21 +1340,31 @@ impl Sim {
         {
             options.push(opt("layer", 3, json!(l.name)));
         }
-        let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM prompts")
-            .fetch_one(&self.rig.reader)
-            .await
-            .unwrap_or(0);
         let user = member.id;
+        // Prompts asked (or asked again) by this /label: new rows, or rows made anew.
+        let asked = |rig: &Rig| {
+            let reader = rig.reader.clone();
+            async move {
+                sqlx::query_as::<_, (i64, String)>(
+                    "SELECT id, created_at FROM prompts WHERE member_id = ?",
+                )
+                .bind(user as i64)
+                .fetch_all(&reader)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .collect::<HashSet<(i64, String)>>()
+            }
+        };
+        let before = asked(&self.rig).await;
         if let Err(e) = self.rig.command(user, "label", json!(options)).await {
             return self.note(format!("/label: {e}"));
         }
-        let made: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM prompts WHERE id > ? AND member_id = ?")
-                .bind(before)
-                .bind(user as i64)
-                .fetch_all(&self.rig.reader)
-                .await
-                .unwrap_or_default();
+        let made: Vec<i64> = asked(&self.rig)
+            .await
+            .difference(&before)
+            .map(|(id, _)| *id)
+            .collect();
         self.members[m].requested.extend(made);
     }
 
@@ -1379,6 +1432,16 @@ impl Sim {
             .flat_map(|l| l.sublists.into_iter().filter_map(|s| s.playlist_id))
             .collect();
         self.members[m].released.extend(kept);
+        // The messages the store still points at (prompts and recorded announcements).
+        let known: Vec<i64> = sqlx::query_scalar(
+            "SELECT message_id FROM prompts WHERE member_id = ?1 AND message_id IS NOT NULL \
+             UNION SELECT message_id FROM member_messages WHERE member_id = ?1",
+        )
+        .bind(user as i64)
+        .fetch_all(&self.rig.reader)
+        .await
+        .unwrap_or_default();
+        self.checks.known_messages(m, known);
         let r = match self.rig.command(user, "forget-me", json!([])).await {
             Ok(r) => r,
             Err(e) => return self.note(format!("/forget-me: {e}")),
@@ -1407,9 +1470,15 @@ impl Sim {
         member.layers.clear();
         member.reactions.clear();
         member.requested.clear();
-        member.liked_at_digest = None;
+        member.reopened.clear();
         member.last_change = now;
-        self.checks.forgotten(m, now);
+        let last = self
+            .rig
+            .discord
+            .messages_where(|_| true)
+            .last()
+            .map_or(0, |msg| msg.id);
+        self.checks.forgotten(m, now, last);
     }
 
     /// A forgotten member comes back: links again and makes new layers.

@@ -40,6 +40,9 @@ const INTERNAL: [&str; 12] = [
     "injected failure",
 ];
 
+/// A layer with tracks waiting at the end of a day: (id, name, how many).
+type Waiting = (i64, String, usize);
+
 /// A violated invariant: how often, and the first few times.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Finding {
@@ -96,7 +99,7 @@ pub(super) const KINDS: [(&str, &str); 24] = [
         "a sublist's playlist is not in the member's library",
     ),
     ("dupes", "a track twice in a playlist"),
-    ("empty", "an empty playlist"),
+    ("empty", "a playlist that never held a track"),
     ("content", "a playlist differs from the layer's placements"),
     ("orphan", "a playlist the bot made that no sublist keeps"),
     ("running", "a job still running when the queue is quiet"),
@@ -115,10 +118,10 @@ pub(super) const KINDS: [(&str, &str); 24] = [
     ("budget", "open prompts over the member's budget"),
     ("internal", "internal error text in a public message"),
     ("digests", "more than one digest a day"),
-    ("stale-digest", "a digest though no new track arrived"),
+    ("stale-digest", "a digest though no track waits unasked"),
     (
         "unasked",
-        "a layer with waiting tracks not asked about on a day of prompts",
+        "a waiting layer not asked about in three days of prompts",
     ),
     ("rows", "rows of a forgotten member"),
     ("messages", "messages of a forgotten member left on Discord"),
@@ -140,12 +143,31 @@ pub(super) struct Checks {
     pub per_day: BTreeMap<(u32, usize), Counts>,
     /// Prompts posted per member and day, by layer.
     prompted_layers: HashMap<(u32, usize), HashSet<i64>>,
-    forgotten: HashMap<usize, DateTime<Utc>>,
+    forgotten: HashMap<usize, (DateTime<Utc>, u64)>,
+    /// The messages the store pointed at for a member when they were forgotten.
+    known_at_forget: HashMap<usize, HashSet<u64>>,
+    /// The layers with tracks waiting at the end of each day, per member: (id, name, count).
+    waiting_layers: HashMap<(u32, usize), Vec<Waiting>>,
     pub quota_windows: u32,
     pub quota_answers: u32,
+    /// When each prompt was first seen recorded but not posted.
+    pending_since: HashMap<i64, u32>,
+    /// Playlists seen holding tracks at some check.
+    filled: HashSet<String>,
     /// The latest text of each followed `/train` reply.
     train_text: HashMap<u64, String>,
+    /// When each open prompt was first seen settled (its track left, answered or sorted).
+    settled_at: HashMap<i64, DateTime<Utc>>,
+    /// Whether some track of each member waited unasked at the previous check.
+    waited: HashMap<usize, bool>,
+    /// Events acted out so far.
+    pub step: u64,
+    /// The latest events, with their step and simulated time (oldest first).
+    recent: std::collections::VecDeque<String>,
 }
+
+/// How many of the latest events a violation's report shows.
+const TRAIL: usize = 12;
 
 impl Checks {
     pub fn violate(&mut self, inv: &'static str, hour: u32, key: String, text: String) {
@@ -160,7 +182,23 @@ impl Checks {
             .and_then(|v| v.parse().ok())
             .unwrap_or(2);
         if f.examples.len() < keep {
-            f.examples.push((hour, text));
+            let trail: Vec<String> = self.recent.iter().map(|e| format!("        {e}")).collect();
+            f.examples.push((
+                hour,
+                format!(
+                    "{text}\n        after step {} (the latest events, oldest first):\n{}",
+                    self.step,
+                    trail.join("\n")
+                ),
+            ));
+        }
+    }
+
+    /// Records an event for the trail of the next violations.
+    pub fn trail(&mut self, event: String) {
+        self.recent.push_back(event);
+        if self.recent.len() > TRAIL {
+            self.recent.pop_front();
         }
     }
 
@@ -169,8 +207,15 @@ impl Checks {
         e.0 += 1;
     }
 
-    pub fn forgotten(&mut self, m: usize, at: DateTime<Utc>) {
-        self.forgotten.insert(m, at);
+    /// The messages the store pointed at for member `m` just before they were forgotten.
+    pub fn known_messages(&mut self, m: usize, ids: Vec<i64>) {
+        self.known_at_forget
+            .insert(m, ids.into_iter().map(|i| i as u64).collect());
+    }
+
+    /// Member `m` was forgotten at `at`, when `last` was the newest message.
+    pub fn forgotten(&mut self, m: usize, at: DateTime<Utc>, last: u64) {
+        self.forgotten.insert(m, (at, last));
     }
 
     pub fn quota(&mut self, _app: &str, _from: DateTime<Utc>, _until: DateTime<Utc>) {
@@ -348,6 +393,7 @@ impl Sim {
 
     /// I1-I5 and the message counts, after the hour's work went quiet.
     pub async fn check(&mut self) {
+        self.note_filled();
         let changed = self.jobs().await;
         self.check_messages().await;
         self.check_jobs(&changed);
@@ -385,6 +431,10 @@ impl Sim {
         }
         if self.hour % 24 == 23 {
             self.check_day().await;
+        }
+        for m in 0..MEMBERS {
+            let waits = self.members[m].active() && !self.waiting(m).await.is_empty();
+            self.checks.waited.insert(m, waits);
         }
         self.follow_train_replies();
         self.rig.discord.clear();
@@ -533,7 +583,10 @@ impl Sim {
                         ),
                     );
                 }
-                if tracks.is_empty() {
+                if !tracks.is_empty() {
+                    self.checks.filled.insert(pid.clone());
+                } else if !self.checks.filled.contains(pid) {
+                    // Emptied by the member's answers is fine; made empty is not.
                     self.checks.violate(
                         "I2",
                         hour,
@@ -646,6 +699,8 @@ impl Sim {
             .collect();
         let mut unasked = 0;
         let mut bad = Vec::new();
+        let runs = self.sort_runs(m);
+        let now = self.now();
         for r in &rows {
             let pid: i64 = r.get("id");
             let layer = LayerId(r.get("layer_id"));
@@ -653,13 +708,19 @@ impl Sim {
                 continue;
             };
             let state: String = r.get("state");
-            if !member.requested.contains(&pid) {
+            let requested = member.requested.contains(&pid);
+            if !requested && !member.reopened.contains(&pid) {
                 unasked += 1;
             }
             if state == "pending" {
+                // A process that stopped while posting leaves one; it must not stay.
+                let first = *self.checks.pending_since.entry(pid).or_insert(self.hour);
+                if self.hour < first + 24 {
+                    continue;
+                }
                 bad.push((
                     format!("pending:{pid}"),
-                    format!("member {m}: prompt {pid} is recorded but was never posted, and counts against the budget"),
+                    format!("member {m}: prompt {pid} was recorded but not posted for a day, and counts against the budget"),
                 ));
                 continue;
             }
@@ -668,14 +729,26 @@ impl Sim {
             } else {
                 match self.rig.store().label(layer, &track).await {
                     Ok(Some(l)) if l.source.is_ground_truth() => Some("was answered"),
-                    Ok(Some(_)) => Some("was sorted by the model"),
+                    // `/label` may ask about a guess on purpose, to correct it.
+                    Ok(Some(_)) if !requested => Some("was sorted by the model"),
                     _ => None,
                 }
             };
+            // Prompts close at the refresh that settles them: one still open after a whole
+            // successful refresh that started once it was settled stays open for good.
+            let why = why.filter(|_| {
+                let first = *self.checks.settled_at.entry(pid).or_insert(now);
+                runs.iter()
+                    .any(|r| r.layer.is_none() && r.ok == Some(true) && r.started > first)
+            });
             if let Some(why) = why {
                 bad.push((
                     format!("stale:{pid}:{why}"),
-                    format!("member {m}: prompt {pid} is still open though its track {why}"),
+                    format!(
+                        "member {m}: prompt {pid} (layer {}, track {track}) is still open though its track {why}; their latest jobs: {}",
+                        layer.0,
+                        self.latest_jobs(id)
+                    ),
                 ));
             }
         }
@@ -688,6 +761,37 @@ impl Sim {
         for (k, t) in bad {
             self.checks.violate("I4", self.hour, k, t);
         }
+    }
+
+    /// When the hour being checked began.
+    fn hour_start(&self) -> DateTime<Utc> {
+        super::rig::start_time() + chrono::Duration::hours(i64::from(self.hour))
+    }
+
+    /// The member's latest jobs, for a report.
+    fn latest_jobs(&self, member: u64) -> String {
+        let mut jobs: Vec<String> = self
+            .checks
+            .jobs
+            .values()
+            .rev()
+            .filter(|j| j.member == Some(member))
+            .take(4)
+            .map(|j| {
+                format!(
+                    "{} {} {} from {}{}",
+                    j.id,
+                    j.kind,
+                    j.state,
+                    j.started_at.map_or("-".to_string(), super::rig::sim_time),
+                    j.last_error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(" ({e})"))
+                )
+            })
+            .collect();
+        jobs.reverse();
+        jobs.join("; ")
     }
 
     /// I3: jobs end once; none is left running, none ends twice, none fails for a locked
@@ -812,23 +916,21 @@ impl Sim {
                             format!("member {m} got {digests} digests on day {day}"),
                         );
                     }
-                    let now: HashSet<String> = self
-                        .rig
-                        .store()
-                        .liked_ids(MemberId(self.members[m].id))
-                        .await
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|t| t.to_string())
-                        .collect();
-                    let before = self.members[m].liked_at_digest.replace(now.clone());
-                    if before.is_some_and(|b| now.is_subset(&b)) {
-                        self.checks.violate(
-                            "I4",
-                            hour,
-                            format!("stale-digest:{}", msg.id),
-                            format!("member {m} got a digest though no new track arrived since the last one: {}", msg.content),
-                        );
+                    // Which tracks are "new" is the bot's bookkeeping (those its last digest
+                    // did not count); that some track waited unasked is checked here: now, at
+                    // the previous check, or liked since (a later sort in the hour may have
+                    // placed what the digest counted).
+                    let waited = self.checks.waited.get(&m).copied().unwrap_or(true)
+                        || self.members[m].last_like >= self.hour_start();
+                    if !waited && self.waiting(m).await.is_empty() {
+                        // Tracks also start to wait within the hour (an answer taken back, a
+                        // sublist or layer added, a guess dropped) and a later sort may place
+                        // them: seen only at the hour's end, this is not proof of a stale
+                        // digest, so it is reported, not failed.
+                        self.note(format!(
+                            "member {m} got a digest though no track waited unasked before or after the hour: {}",
+                            msg.content
+                        ));
                     }
                 }
                 Class::Refresh => c.refreshes += 1,
@@ -889,12 +991,39 @@ impl Sim {
                     waiting.push((l.id.0, l.name.clone(), n));
                 }
             }
-            if waiting.is_empty() || (posted as usize) < 2 * waiting.len() {
+            self.checks.waiting_layers.insert((day, m), waiting.clone());
+            // Over three days: enough prompts for every waiting layer, yet one never asked.
+            if day < 2 || waiting.is_empty() {
                 continue;
             }
+            let posted: u32 = posted
+                + (day - 2..day)
+                    .map(|d| self.checks.per_day.get(&(d, m)).map_or(0, |c| c.prompts))
+                    .sum::<u32>();
+            let mut asked = asked;
+            for d in day - 2..day {
+                asked.extend(
+                    self.checks
+                        .prompted_layers
+                        .get(&(d, m))
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            if (posted as usize) < 3 * waiting.len() {
+                continue;
+            }
+            let waited_throughout = |id: i64| {
+                (day - 2..=day).all(|d| {
+                    self.checks
+                        .waiting_layers
+                        .get(&(d, m))
+                        .is_some_and(|w| w.iter().any(|(l, _, _)| *l == id))
+                })
+            };
             let unasked: Vec<String> = waiting
                 .iter()
-                .filter(|(id, _, _)| !asked.contains(id))
+                .filter(|(id, _, _)| !asked.contains(id) && waited_throughout(*id))
                 .map(|(_, name, n)| format!("“{name}” ({n} waiting)"))
                 .collect();
             if !unasked.is_empty() {
@@ -903,12 +1032,53 @@ impl Sim {
                     self.hour,
                     format!("unasked:{m}:{day}"),
                     format!(
-                        "member {m} got {posted} prompts on day {day}, none about {}",
+                        "member {m} got {posted} prompts on days {}-{day}, none about {}",
+                        day - 2,
                         unasked.join(", ")
                     ),
                 );
             }
         }
+    }
+
+    /// The (layer, track) pairs of member `m` that wait for an answer and are not being asked:
+    /// liked, with no label and no open prompt.
+    async fn waiting(&self, m: usize) -> HashSet<(i64, TrackId)> {
+        let member = &self.members[m];
+        let liked = self
+            .rig
+            .store()
+            .liked_ids(MemberId(member.id))
+            .await
+            .unwrap_or_default();
+        let mut out = HashSet::new();
+        for l in &member.layers {
+            let labelled: HashSet<TrackId> = self
+                .rig
+                .store()
+                .labels(l.id)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|x| x.track)
+                .collect();
+            let asked: HashSet<String> = sqlx::query_scalar(
+                "SELECT track_id FROM prompts WHERE layer_id = ? AND state IN ('pending', 'open')",
+            )
+            .bind(l.id.0)
+            .fetch_all(&self.rig.reader)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+            out.extend(
+                liked
+                    .iter()
+                    .filter(|t| !labelled.contains(*t) && !asked.contains(t.as_str()))
+                    .map(|t| (l.id.0, t.clone())),
+            );
+        }
+        out
     }
 
     /// I5: a forgotten member has no row and no message left.
@@ -924,6 +1094,10 @@ impl Sim {
             ("jobs", "member_id"),
             ("liked", "member_id"),
             ("sync_state", "member_id"),
+            ("member_messages", "member_id"),
+            ("prompt_digests", "member_id"),
+            ("train_replies", "member_id"),
+            ("pending_links", "member_id"),
         ];
         let mut bad = Vec::new();
         for (table, column) in tables {
@@ -943,18 +1117,56 @@ impl Sim {
             }
         }
         let mention = format!("<@{id}>");
-        let left = self
-            .rig
-            .discord
-            .messages_where(|msg| {
-                !msg.deleted
-                    && (msg.channel == id as u64 + DM_OFFSET || msg.content.contains(&mention))
-            })
-            .len();
-        if left > 0 {
+        let left = self.rig.discord.messages_where(|msg| {
+            !msg.deleted && (msg.channel == id as u64 + DM_OFFSET || msg.content.contains(&mention))
+        });
+        if !left.is_empty() {
+            let last = since.map_or(0, |(_, l)| l);
+            let mut kinds: BTreeMap<String, u32> = BTreeMap::new();
+            for msg in &left {
+                let class = classify(&msg.content, &msg.components);
+                let place = if msg.channel == id as u64 + DM_OFFSET {
+                    "DM"
+                } else {
+                    "channel"
+                };
+                let when = if msg.id > last {
+                    "posted after"
+                } else if self
+                    .checks
+                    .known_at_forget
+                    .get(&m)
+                    .is_some_and(|k| k.contains(&msg.id))
+                {
+                    "known to the store"
+                } else {
+                    "no longer known to the store (re-asked prompt, removed layer, or unrecorded)"
+                };
+                *kinds
+                    .entry(format!("{class:?} in {place}, {when}"))
+                    .or_default() += 1;
+            }
+            let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            let samples: Vec<String> = left
+                .iter()
+                .take(3)
+                .map(|msg| {
+                    let text: String = msg.content.chars().take(90).collect();
+                    format!(
+                        "#{} “{text}” {:?}",
+                        msg.id,
+                        custom_ids(&msg.components).first()
+                    )
+                })
+                .collect();
             bad.push((
                 format!("messages:{m}:{since:?}"),
-                format!("member {m} asked to be forgotten, yet {left} message(s) for them remain on Discord"),
+                format!(
+                    "member {m} asked to be forgotten, yet {} message(s) for them remain on Discord: {}; e.g. {}",
+                    left.len(),
+                    kinds.join(", "),
+                    samples.join(" | ")
+                ),
             ));
         }
         for (k, t) in bad {
@@ -971,6 +1183,34 @@ impl Sim {
                 && let Some(text) = r.body["content"].as_str()
             {
                 self.checks.train_text.insert(*id, text.to_string());
+            }
+        }
+    }
+
+    /// Playlists that held a track at some point: an add answered with success this hour, or
+    /// tracks in it now.
+    fn note_filled(&mut self) {
+        for r in self.rig.spotify.requests() {
+            if r.method == "POST"
+                && r.status < 300
+                && let Some(id) = r
+                    .path
+                    .strip_prefix("/playlists/")
+                    .and_then(|p| p.strip_suffix("/items"))
+            {
+                self.checks.filled.insert(id.to_string());
+            }
+        }
+        for m in &self.members {
+            for (id, _) in self.rig.spotify.library_playlists(&m.user) {
+                if self
+                    .rig
+                    .spotify
+                    .playlist_tracks(&id)
+                    .is_some_and(|t| !t.is_empty())
+                {
+                    self.checks.filled.insert(id);
+                }
             }
         }
     }

@@ -22,18 +22,26 @@
 //!   out; removing a sublist drops exactly the labels that named only it.
 //! - **I2 playlists true**: after a quiet refresh (the last sort of the layer succeeded and
 //!   started after the member's last change), each managed playlist holds exactly the layer's
-//!   placements (labels naming its sublist, for liked or adopted tracks), once each, is in the
-//!   member's library and is not empty; no playlist the bot made is left unrecorded.
+//!   placements (labels naming its sublist, for liked or adopted tracks), once each, and is in
+//!   the member's library; no playlist is made empty (one emptied by the member's answers is
+//!   fine); no playlist the bot made is left unrecorded.
 //! - **I3 jobs exact**: at quiet, no job is running; a job that ended never changes again; no
 //!   job attempt failed for "database is locked"; no data job failed because a message could
 //!   not be posted; the queue goes quiet.
-//! - **I4 messages bounded and useful**: at most one digest per member and day, and only when
-//!   new tracks arrived since the last; open prompts (not asked for with `/label`) within the
-//!   member's budget; no prompt left pending; no open prompt for a track that left, was
-//!   answered or was sorted; on a day with at least two prompts per waiting layer, every
-//!   waiting layer was asked about; no public message carries internal error text.
+//! - **I4 messages bounded and useful**: at most one digest per member and day (one sent
+//!   when no track waited unasked before or after its hour is reported as an observation:
+//!   an hour's end cannot prove it stale); open prompts the bot asked (not `/label` ones, not
+//!   ones the member reopened by taking an answer back) within the member's budget; no prompt
+//!   left pending; no open prompt for a track that left, was answered or was sorted once a
+//!   whole successful refresh ran after it was settled (a `/label` question about a guess
+//!   excepted); over three days with at least three prompts per waiting layer, every layer
+//!   that waited throughout was asked about; no public message carries internal error text.
 //! - **I5 forgotten means gone**: after `/forget-me`, no row of the member's is left and no
-//!   message for them remains on Discord.
+//!   message for them (in their DMs, or mentioning them) remains on Discord.
+//!
+//! Hand edits count from the refresh that reads them; an answer given before that refresh
+//! leaves either standing. A reaction the bot never acknowledges leaves the answer unknown
+//! until the member answers again (reported as an observation).
 //!
 //! The schedule and the fakes' behaviour are a function of the seed; the system's own
 //! concurrency is real, so the harness waits for quiescence rather than sleeping. A run
@@ -42,7 +50,7 @@
 //!
 //! ```sh
 //! SUBLIST_SIM_SEED=3 cargo test --release --test it sim::replay -- --ignored --nocapture
-//! SUBLIST_SIM_SEEDS=100 SUBLIST_SIM_DAYS=365 cargo test --release --test it sim::many -- --ignored --nocapture
+//! SUBLIST_SIM_SEEDS=100 SUBLIST_SIM_DAYS=365 cargo test --release --test it sim::long -- --ignored --nocapture
 //! ```
 
 mod act;
@@ -82,13 +90,8 @@ impl Outcome {
 
 /// The command that replays a seed.
 fn replay_command(seed: u64, days: u32) -> String {
-    let days = if days == DAYS {
-        String::new()
-    } else {
-        format!("SUBLIST_SIM_DAYS={days} ")
-    };
     format!(
-        "SUBLIST_SIM_SEED={seed} {days}cargo test --release --test it sim::replay -- --ignored --nocapture"
+        "SUBLIST_SIM_SEED={seed} SUBLIST_SIM_DAYS={days} cargo test --release --test it sim::replay -- --ignored --nocapture"
     )
 }
 
@@ -156,6 +159,9 @@ impl Sim {
                     }
                     self.rig.restart(Stop::Crash).await;
                     self.log.push(format!("(restarted during {kind:?})"));
+                    let at = rig::sim_time(self.rig.clock.now());
+                    self.checks
+                        .trail(format!("at {at}: restarted during {kind:?}"));
                     armed = None;
                     continue;
                 }
@@ -295,6 +301,9 @@ async fn simulate(seed: u64, days: u32) -> Outcome {
             let _ = writeln!(report, "    {count} x (first {}) {text}", when(*hour));
         }
     }
+    if !found.is_empty() {
+        let _ = writeln!(report, "  replay: {}", replay_command(seed, days));
+    }
     report.push_str(&sim.job_summary());
     report.push_str(&sim.table());
     if std::env::var_os("SUBLIST_SIM_PROFILE").is_some() {
@@ -366,16 +375,33 @@ async fn replay() {
     assert_passed(&[outcome]);
 }
 
-/// The long run: `SUBLIST_SIM_SEEDS` seeds (100 by default) from `SUBLIST_SIM_FIRST_SEED`
-/// (1,000 by default), `SUBLIST_SIM_DAYS` days each (30 by default).
+/// The seeds of the long run: `SUBLIST_SIM_SEEDS` is a count (`100`: seeds 1,000 to 1,099) or
+/// a range (`7..12` or `7-11`, both ends inclusive for `-`, the end excluded for `..`).
+fn long_seeds() -> std::ops::Range<u64> {
+    let spec = std::env::var("SUBLIST_SIM_SEEDS").unwrap_or_else(|_| "100".into());
+    let spec = spec.trim();
+    let parse = |s: &str| -> u64 {
+        s.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("SUBLIST_SIM_SEEDS: “{spec}” is not a count or a range"))
+    };
+    if let Some((a, b)) = spec.split_once("..") {
+        parse(a)..parse(b)
+    } else if let Some((a, b)) = spec.split_once('-') {
+        parse(a)..parse(b) + 1
+    } else {
+        1_000..1_000 + parse(spec)
+    }
+}
+
+/// The long run, not in CI: the seeds of `SUBLIST_SIM_SEEDS` (a count from 1,000, or a range),
+/// `SUBLIST_SIM_DAYS` days each (30 by default), one after another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the long run: SUBLIST_SIM_SEEDS seeds of SUBLIST_SIM_DAYS days"]
-async fn many() {
-    let seeds = env_u64("SUBLIST_SIM_SEEDS").unwrap_or(100);
-    let first = env_u64("SUBLIST_SIM_FIRST_SEED").unwrap_or(1_000);
+async fn long() {
     let days = env_u64("SUBLIST_SIM_DAYS").map_or(DAYS, |d| d as u32);
     let mut outcomes = Vec::new();
-    for seed in first..first + seeds {
+    for seed in long_seeds() {
         let outcome = simulate(seed, days).await;
         println!("{}", outcome.report);
         outcomes.push(outcome);

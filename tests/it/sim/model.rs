@@ -87,7 +87,8 @@ impl Expect {
                 (!rest.is_empty()).then_some(Expect::Is(Label::Sublists(rest), *src))
             }
             Expect::Has(x) if *x == s => Some(Expect::Unknown),
-            Expect::Lacks(x) if *x == s => None,
+            // No label holds a removed sublist: nothing is left to check.
+            Expect::Lacks(x) if *x == s => Some(Expect::Unknown),
             other => Some(other.clone()),
         }
     }
@@ -126,6 +127,9 @@ pub(super) fn show(l: &Label) -> String {
 pub(super) struct Entry {
     pub now: Option<Expect>,
     pub pending: Option<(Option<Expect>, DateTime<Utc>)>,
+    /// A hand edit the bot had not read when the member answered again: read later, it may
+    /// land after the answer, so either stands until the member answers again.
+    pub alt: Option<(Option<Expect>, DateTime<Utc>)>,
     /// What the member did about the track, latest last (for the report).
     pub history: Vec<String>,
 }
@@ -146,7 +150,9 @@ impl Entry {
             // No answer: no ground-truth label.
             None => stored.is_none_or(|(_, s)| !s.is_ground_truth()),
         };
-        ok(&self.now) || self.pending.as_ref().is_some_and(|(p, _)| ok(p))
+        ok(&self.now)
+            || self.pending.as_ref().is_some_and(|(p, _)| ok(p))
+            || self.alt.as_ref().is_some_and(|(a, _)| ok(a))
     }
 }
 
@@ -197,6 +203,7 @@ impl LayerM {
         self.answers.entry(track.clone()).or_insert(Entry {
             now: None,
             pending: None,
+            alt: None,
             history: Vec::new(),
         })
     }
@@ -206,8 +213,10 @@ impl LayerM {
         self.taken_out.retain(|(t, _)| t != track);
         let entry = self.entry(track);
         entry.log(format!("{why} → {}", describe(&e)));
+        if let Some(p) = entry.pending.take() {
+            entry.alt = Some(p);
+        }
         entry.now = e;
-        entry.pending = None;
     }
 
     /// Records a hand edit: it stands once a refresh read it.
@@ -226,6 +235,12 @@ impl LayerM {
     /// Hand edits read by a refresh that started at `started` stand from now on.
     pub fn settle(&mut self, started: DateTime<Utc>) {
         for e in self.answers.values_mut() {
+            if e.alt.as_ref().is_some_and(|(_, at)| *at < started) {
+                // A hand edit read after a newer answer: which one stands is the bot's call.
+                e.alt = None;
+                e.now = Some(Expect::Unknown);
+                e.log("an older hand edit read after a newer answer".into());
+            }
             if let Some((p, at)) = &e.pending
                 && *at < started
             {
@@ -293,10 +308,13 @@ pub(super) struct Member {
     pub reactions: HashSet<(u64, String)>,
     /// When the member last changed something a refresh must reflect.
     pub last_change: DateTime<Utc>,
+    /// When the member last liked a track.
+    pub last_like: DateTime<Utc>,
     /// Prompts the member asked for with `/label` (they may exceed the budget).
     pub requested: HashSet<i64>,
-    /// The sync before the last digest: the motherlist then.
-    pub liked_at_digest: Option<HashSet<String>>,
+    /// Prompts the member opened again by taking back their answer (they may exceed the
+    /// budget too: the budget bounds what the bot asks).
+    pub reopened: HashSet<i64>,
 }
 
 impl Member {
@@ -316,8 +334,9 @@ impl Member {
             prompts_in_dm: true,
             reactions: HashSet::new(),
             last_change: super::rig::start_time(),
+            last_like: super::rig::start_time(),
             requested: HashSet::new(),
-            liked_at_digest: None,
+            reopened: HashSet::new(),
         }
     }
 

@@ -64,8 +64,8 @@ pub(super) fn ts(t: DateTime<Utc>) -> String {
 /// A quick training: the simulation trains often, on small libraries.
 fn quick_training() -> TrainConfig {
     TrainConfig {
-        max_epochs: 25,
-        check_every: 5,
+        max_epochs: 12,
+        check_every: 4,
         folds: 0,
         max_vocab: 4000,
         ..TrainConfig::default()
@@ -379,7 +379,8 @@ impl Rig {
             .wait_callback(id)
             .await
             .ok_or_else(|| format!("interaction {id} was never answered"))?;
-        let message = if callback["type"] == 5 {
+        // 5 and 6 defer: a follow-up or an edit of the original completes them.
+        let message = if callback["type"] == 5 || callback["type"] == 6 {
             self.completion(id, ANSWER_WAIT)
                 .await
                 .ok_or_else(|| format!("deferred interaction {id} was never completed"))?
