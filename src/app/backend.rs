@@ -170,7 +170,7 @@ impl App {
     }
 
     /// Closes the member's settled prompts (after an import or a refresh); failures are logged.
-    async fn close_settled_prompts(&self, member: MemberId) {
+    pub(crate) async fn close_settled_prompts(&self, member: MemberId) {
         if let Some(notifier) = self.notifier()
             && let Err(e) = notifier.close_settled_prompts(member).await
         {
@@ -337,6 +337,8 @@ impl App {
         if let Err(e) = self.spotify().sync_motherlist(member, &|_| {}).await {
             tracing::warn!(member = member.0, error = %e, "first sync after linking failed");
         }
+        // Tracks unliked while the account was not linked leave their questions now.
+        self.close_settled_prompts(member).await;
         let liked_songs = self
             .store()
             .liked_ids(member)

@@ -21,7 +21,7 @@ use crate::config::PipelineConfig;
 use crate::discord::{BackendError, LinkToConfirm, Notifier};
 use crate::domain::MemberId;
 use crate::jobs::{CancelToken, DevicePool, Queue};
-use crate::learn::Compute;
+use crate::learn::{Compute, StopFlag, TrainConfig};
 use crate::spotify::Spotify;
 use crate::store::Store;
 
@@ -41,6 +41,8 @@ struct Inner {
     devices: DevicePool<Compute>,
     pipeline: PipelineConfig,
     notifier: OnceLock<Notifier>,
+    /// How layers are trained, when not the default.
+    training: OnceLock<TrainConfig>,
     /// Members waiting for Spotify to send back the account of their `/link`.
     link_waiters: DashMap<MemberId, oneshot::Sender<Result<LinkToConfirm, BackendError>>>,
     /// Fires to stop a member's work outside the queue (inline refresh, first sync, import)
@@ -66,6 +68,7 @@ impl App {
                 devices,
                 pipeline,
                 notifier: OnceLock::new(),
+                training: OnceLock::new(),
                 link_waiters: DashMap::new(),
                 inline_work: DashMap::new(),
                 last_refresh: DashMap::new(),
@@ -78,6 +81,20 @@ impl App {
     pub fn set_notifier(&self, notifier: Notifier) {
         if self.inner.notifier.set(notifier.clone()).is_ok() {
             self.deliver_notices(notifier);
+        }
+    }
+
+    /// Trains layers with `config` instead of the default (a quick one in simulations).
+    pub fn set_training(&self, config: TrainConfig) {
+        let _ = self.inner.training.set(config);
+    }
+
+    /// The settings of the next training, with a stop flag of its own.
+    fn training(&self) -> TrainConfig {
+        let base = self.inner.training.get().cloned().unwrap_or_default();
+        TrainConfig {
+            stop: StopFlag::default(),
+            ..base
         }
     }
 

@@ -12,7 +12,7 @@ use crate::domain::{
     Label, LabelSource, LabelledTrack, Layer, LayerId, LikedTrack, MemberId, SublistId, TrackId,
 };
 use crate::jobs::{CancelToken, JobError, Progress, ProgressSender};
-use crate::learn::{self, FEATURE_SCHEMA, TrainConfig, TrainedModel};
+use crate::learn::{self, FEATURE_SCHEMA, TrainedModel};
 use crate::store::StoredModel;
 
 /// What training a layer produced.
@@ -221,7 +221,7 @@ impl App {
             .map(|a| a as f32);
         let kind = layer.kind();
         let n = tracks.len() as u32;
-        let config = TrainConfig::default();
+        let config = self.training();
         let stop = config.stop.clone();
         let training = self.inner.devices.run(move |compute| {
             let mut report = |p: learn::Progress| {
@@ -486,7 +486,15 @@ impl App {
         only: Option<LayerId>,
         new_tracks: u32,
     ) -> anyhow::Result<SortOutcome> {
-        let outcome = self.sort_layers(member, only, new_tracks, false).await?;
+        let outcome = match self.sort_layers(member, only, new_tracks, false).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // What the sort settled before it failed (hand edits read, tracks unliked)
+                // closes its questions all the same.
+                self.close_settled_prompts(member).await;
+                return Err(e);
+            }
+        };
         if outcome.quiet() && !self.room_for_prompts(member).await? {
             // Nothing changed and no prompt could be posted: nothing to rank or tell.
             return Ok(outcome);

@@ -230,6 +230,15 @@ pub(crate) async fn post(
     store
         .set_prompt_posted(id, channel.get(), sent.id.get())
         .await?;
+    // Recorded as the member's message too: the prompt's row may go (its layer removed, the
+    // track asked again) while the message stays, and forgetting the member deletes it.
+    if !store
+        .record_member_message(req.member, channel.get(), sent.id.get(), store.now())
+        .await?
+    {
+        channel.delete_message(http, sent.id).await?;
+        return Ok(None);
+    }
     for reaction in render::prompt_reactions(&layer) {
         if let Err(e) = http.create_reaction(channel, sent.id, &reaction).await {
             // The buttons still work; a missing reaction is not worth failing the prompt.

@@ -135,6 +135,10 @@ struct World {
     catalogue: HashMap<String, Track>,
     /// What "now" is: for token lifetimes, like and add times, and fresh ids.
     clock: Clock,
+    /// Injected failures answered so far.
+    fired: u64,
+    /// Apps whose daily quota is used up, until when.
+    quota_until: HashMap<String, DateTime<Utc>>,
 }
 
 impl World {
@@ -495,6 +499,25 @@ impl LocalSpotify {
         self.world().failures.clear();
     }
 
+    /// How many injected failures the server has answered with so far (each answer counts).
+    pub fn failures_fired(&self) -> u64 {
+        self.world().fired
+    }
+
+    /// The app's daily quota is used up until `until`: every Web API call made with its
+    /// tokens answers 429 `QUOTA_EXCEEDED`, with the seconds left as `Retry-After`.
+    pub fn exhaust_quota(&self, client_id: &str, until: DateTime<Utc>) {
+        self.world().quota_until.insert(client_id.into(), until);
+    }
+
+    /// The user removes the app's access on their Spotify account: every access and refresh
+    /// token the server gave them stops working (401, then `invalid_grant`).
+    pub fn revoke_access(&self, user: &str) {
+        let mut w = self.world();
+        w.access.retain(|_, (u, _, _)| u != user);
+        w.refresh.retain(|_, (u, _)| u != user);
+    }
+
     /// Refreshing hands out a new refresh token and retires the old one.
     pub fn set_rotate_refresh(&self, on: bool) {
         self.world().rotate_refresh = on;
@@ -621,6 +644,7 @@ async fn handle(
             Some(f.failure.clone())
         });
         w.failures.retain(|f| f.times > 0);
+        w.fired += u64::from(failure.is_some());
         failure
     };
     // Failures that come after the request is applied.
@@ -1138,6 +1162,16 @@ fn web_api(
     };
     if expires <= w.now() {
         return json(api_error(401, "The access token expired"));
+    }
+    if let Some(until) = w.quota_until.get(&client).copied()
+        && until > w.now()
+    {
+        let left = (until - w.now()).num_seconds().max(1) as u64;
+        return Answer::Json(
+            429,
+            json!({"error": {"status": 429, "message": "Daily quota exceeded", "reason": "QUOTA_EXCEEDED"}}),
+            Some(left),
+        );
     }
     if w.apps
         .get(&client)

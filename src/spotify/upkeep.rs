@@ -142,6 +142,20 @@ impl Spotify {
             }
         }
 
+        // What the hand edits made of each track's label: a sublist its label no longer
+        // names does not keep it (the desired lists were made from the labels before).
+        let mut relabelled: HashMap<TrackId, Label> = HashMap::new();
+        for (plan, _) in &plans {
+            for edit in &plan.change.hand_edits {
+                let (HandEdit::Added(t) | HandEdit::Removed(t)) = edit;
+                if !relabelled.contains_key(t)
+                    && let Some(l) = store.label(layer.id, t).await?
+                {
+                    relabelled.insert(t.clone(), l.label);
+                }
+            }
+        }
+
         // 3. The smallest change per playlist.
         for (mut plan, tracks) in plans {
             let mut want: Vec<TrackId> = dedup(tracks.iter().cloned());
@@ -155,6 +169,11 @@ impl Spotify {
                 })
                 .collect();
             want.retain(|t| !hand_removed.contains(t));
+            want.retain(|t| {
+                relabelled
+                    .get(t)
+                    .is_none_or(|l| l.contains(plan.change.sublist))
+            });
             if layer.rules.mutual {
                 // A track the member put in another sublist of a mutual layer leaves this one.
                 want.retain(|t| {
@@ -186,9 +205,11 @@ impl Spotify {
         Ok(())
     }
 
-    /// Records a hand edit as the member's label. Where the layer's rules refuse the result
-    /// (a complete layer cannot hold the void), the label is cleared so the track is asked
-    /// about again.
+    /// Records a hand edit as the member's label. It changes the member's own answer (or
+    /// none): the model's guess is not theirs, and taking a track out of one playlist or
+    /// putting it in another says nothing about the guess's other sublists. Where the layer's
+    /// rules refuse the result (a complete layer cannot hold the void), the label is cleared
+    /// so the track is asked about again.
     async fn label_from_hand_edit(
         &self,
         layer: &Layer,
@@ -200,6 +221,7 @@ impl Spotify {
         let current = store
             .label(layer.id, track)
             .await?
+            .filter(|l| l.source.is_ground_truth())
             .map_or(Label::Void, |l| l.label);
         let next = current.toggled(layer, sublist, on);
         if next.validate(layer).is_ok() {

@@ -386,3 +386,42 @@ async fn forget_me_stops_work_deletes_messages_and_stays_forgotten() {
     assert_eq!(late, posts, "no message after forgetting");
     rig.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_finds_the_prompt_messages_of_a_removed_layer() {
+    let rig = AppRig::new(Duration::from_secs(60), None).await;
+    let ada = MemberId(ADA);
+    let store = rig.r.store.clone();
+    link(&rig.r, ada, "ada").await;
+    rig.r.local.seed_liked("ada", 4);
+    rig.app
+        .spotify()
+        .sync_motherlist(ada, &no_progress())
+        .await
+        .unwrap();
+    let rules = LayerRules {
+        mutual: true,
+        complete: false,
+    };
+    let layer = store.create_layer(ada, "Mood", rules).await.unwrap();
+    store.add_sublist(layer.id, "Calm", "🧊").await.unwrap();
+    let notifier = rig.bot.notifier();
+    let asks = rig.app.pick_prompts(ada, None, 1).await.unwrap();
+    let posted = notifier.post_prompts(ada, asks).await.unwrap().posted;
+    assert_eq!(posted.len(), 1);
+    let message = store
+        .prompt(posted[0])
+        .await
+        .unwrap()
+        .unwrap()
+        .message_id
+        .unwrap();
+    // The layer goes, and its prompts' rows with it; the message stays on Discord.
+    assert!(store.remove_layer(layer.id).await.unwrap());
+    let messages = store.forget_member(ada).await.unwrap().unwrap();
+    assert!(
+        messages.contains(&(ADA + DM_OFFSET, message)),
+        "the prompt's message {message} is not among {messages:?}"
+    );
+    rig.finish().await;
+}

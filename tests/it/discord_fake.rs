@@ -51,6 +51,30 @@ struct Shared {
     answered: std::sync::Mutex<std::collections::HashSet<String>>,
     /// How many of the next edits of an original interaction response fail with a 500.
     failing_original_edits: AtomicU64,
+    /// Messages posted in channels, by id, as they stand now.
+    messages: std::sync::Mutex<std::collections::BTreeMap<u64, FakeMessage>>,
+    /// Channels that were deleted: every call on them answers "Unknown Channel".
+    deleted_channels: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// Injected failures: (method, path fragment, status, Discord error code, times left).
+    failing: std::sync::Mutex<Vec<Injected>>,
+    /// The message each dispatched component interaction was on (an update answer edits it).
+    component_messages: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    /// The number of the gateway session now connected.
+    session_no: AtomicU64,
+}
+
+/// An injected failure: (method, path fragment, status, Discord error code, times left).
+type Injected = (String, String, u16, u64, u32);
+
+/// A message the bot posted in a channel, as it stands after its edits.
+#[derive(Clone, Debug)]
+pub struct FakeMessage {
+    pub id: u64,
+    pub channel: u64,
+    pub content: String,
+    pub embeds: Value,
+    pub components: Value,
+    pub deleted: bool,
 }
 
 /// The fake Discord.
@@ -146,6 +170,19 @@ async fn rest(
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let new_id = || shared.next_id.fetch_add(1, Ordering::SeqCst);
     let content = body.get("content").and_then(Value::as_str).unwrap_or("");
+    if let Some(refused) = injected(&shared, method.as_str(), &path) {
+        return refused;
+    }
+    if let ["channels", channel, ..] = seg.as_slice()
+        && channel
+            .parse::<u64>()
+            .is_ok_and(|c| shared.deleted_channels.lock().unwrap().contains(&c))
+    {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Unknown Channel", "code": 10003}),
+        );
+    }
     match (method.as_str(), seg.as_slice()) {
         ("GET", ["gateway"]) => json_response(StatusCode::OK, json!({"url": shared.gateway_url})),
         ("GET", ["gateway", "bot"]) => json_response(
@@ -177,34 +214,129 @@ async fn rest(
                     json!({"message": "Cannot send messages to this user", "code": 50007}),
                 );
             }
+            let id = new_id();
+            shared.messages.lock().unwrap().insert(
+                id,
+                FakeMessage {
+                    id,
+                    channel,
+                    content: content.to_string(),
+                    embeds: body.get("embeds").cloned().unwrap_or(json!([])),
+                    components: body.get("components").cloned().unwrap_or(json!([])),
+                    deleted: false,
+                },
+            );
+            json_response(StatusCode::OK, message_json(id, channel, BOT_ID, content))
+        }
+        ("POST", ["channels", _, "messages", "bulk-delete"]) => {
+            let ids: Vec<u64> = body["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64()))
+                .collect();
+            let mut messages = shared.messages.lock().unwrap();
+            for id in ids {
+                if let Some(m) = messages.get_mut(&id) {
+                    m.deleted = true;
+                }
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("DELETE", ["channels", _, "messages", message]) => {
+            let id: u64 = message.parse().unwrap_or(0);
+            match shared.messages.lock().unwrap().get_mut(&id) {
+                Some(m) if !m.deleted => {
+                    m.deleted = true;
+                    StatusCode::NO_CONTENT.into_response()
+                }
+                _ => json_response(
+                    StatusCode::NOT_FOUND,
+                    json!({"message": "Unknown Message", "code": 10008}),
+                ),
+            }
+        }
+        ("PATCH", ["channels", _, "messages", message])
+            if message.parse::<u64>().is_ok_and(|id| {
+                shared
+                    .messages
+                    .lock()
+                    .unwrap()
+                    .get(&id)
+                    .is_some_and(|m| m.deleted)
+            }) =>
+        {
             json_response(
-                StatusCode::OK,
-                message_json(new_id(), channel, BOT_ID, content),
+                StatusCode::NOT_FOUND,
+                json!({"message": "Unknown Message", "code": 10008}),
             )
         }
-        ("PATCH", ["channels", channel, "messages", message]) => json_response(
-            StatusCode::OK,
-            message_json(
-                message.parse().unwrap_or(0),
-                channel.parse().unwrap_or(0),
-                BOT_ID,
-                content,
-            ),
-        ),
+        ("PATCH", ["channels", channel, "messages", message]) => {
+            if let Some(m) = message
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| shared.messages.lock().unwrap().get(&id).cloned())
+            {
+                let mut m = m;
+                if let Some(c) = body.get("content").and_then(Value::as_str) {
+                    m.content = c.to_string();
+                }
+                if let Some(e) = body.get("embeds") {
+                    m.embeds = e.clone();
+                }
+                if let Some(c) = body.get("components") {
+                    m.components = c.clone();
+                }
+                shared.messages.lock().unwrap().insert(m.id, m);
+            }
+            json_response(
+                StatusCode::OK,
+                message_json(
+                    message.parse().unwrap_or(0),
+                    channel.parse().unwrap_or(0),
+                    BOT_ID,
+                    content,
+                ),
+            )
+        }
         ("PUT", ["channels", _, "messages", _, "reactions", _, "@me"])
         | ("DELETE", ["channels", _, "messages", _, "reactions", _, _]) => {
             StatusCode::NO_CONTENT.into_response()
         }
-        ("POST", ["interactions", id, _, "callback"]) => {
-            if !shared.answered.lock().unwrap().insert(id.to_string()) {
+        ("POST", ["interactions", interaction, _, "callback"]) => {
+            if !shared
+                .answered
+                .lock()
+                .unwrap()
+                .insert(interaction.to_string())
+            {
                 return json_response(
                     StatusCode::BAD_REQUEST,
                     json!({"message": "Interaction has already been acknowledged.", "code": 40060}),
                 );
             }
+            // An update answer (type 7) edits the message the component was on.
+            let on = interaction
+                .parse::<u64>()
+                .ok()
+                .and_then(|i| shared.component_messages.lock().unwrap().get(&i).copied());
+            if body["type"] == 7
+                && let Some(id) = on
+                && let Some(m) = shared.messages.lock().unwrap().get_mut(&id)
+            {
+                let data = &body["data"];
+                if let Some(c) = data.get("content").and_then(Value::as_str) {
+                    m.content = c.to_string();
+                }
+                if let Some(e) = data.get("embeds") {
+                    m.embeds = e.clone();
+                }
+                if let Some(c) = data.get("components") {
+                    m.components = c.clone();
+                }
+            }
             StatusCode::NO_CONTENT.into_response()
         }
-        ("DELETE", ["channels", _, "messages", _]) => StatusCode::NO_CONTENT.into_response(),
         ("PATCH", ["webhooks", _, _, "messages", "@original"])
             if shared
                 .failing_original_edits
@@ -228,6 +360,21 @@ async fn rest(
             json!({"message": "404: Not Found", "code": 0}),
         ),
     }
+}
+
+/// The answer of an injected failure matching this request, if one is left.
+fn injected(shared: &Shared, method: &str, path: &str) -> Option<Response> {
+    let mut failing = shared.failing.lock().unwrap();
+    let hit = failing
+        .iter_mut()
+        .find(|(m, p, _, _, times)| *times > 0 && m == method && path.contains(p.as_str()))?;
+    hit.4 -= 1;
+    let (status, code) = (hit.2, hit.3);
+    failing.retain(|f| f.4 > 0);
+    Some(json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        json!({"message": "injected failure", "code": code}),
+    ))
 }
 
 fn ready(shared: &Shared) -> String {
@@ -275,7 +422,11 @@ async fn serve_gateway_connection(shared: Arc<Shared>, stream: tokio::net::TcpSt
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    *shared.session.lock().await = Some(tx);
+    let mine = {
+        let mut session = shared.session.lock().await;
+        *session = Some(tx);
+        shared.session_no.fetch_add(1, Ordering::SeqCst) + 1
+    };
     shared.sessions_started.fetch_add(1, Ordering::SeqCst);
     loop {
         tokio::select! {
@@ -296,7 +447,11 @@ async fn serve_gateway_connection(shared: Arc<Shared>, stream: tokio::net::TcpSt
             },
         }
     }
-    *shared.session.lock().await = None;
+    // A newer session (a restarted bot) may have taken over already: leave it.
+    let mut session = shared.session.lock().await;
+    if shared.session_no.load(Ordering::SeqCst) == mine {
+        *session = None;
+    }
 }
 
 impl FakeDiscord {
@@ -312,6 +467,11 @@ impl FakeDiscord {
             next_id: AtomicU64::new(800_000_000_000_000_001),
             sessions_started: AtomicU64::new(0),
             closed: std::sync::Mutex::new(std::collections::HashSet::new()),
+            messages: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            deleted_channels: std::sync::Mutex::new(std::collections::HashSet::new()),
+            failing: std::sync::Mutex::new(Vec::new()),
+            component_messages: std::sync::Mutex::new(std::collections::HashMap::new()),
+            session_no: AtomicU64::new(0),
             answered: std::sync::Mutex::new(std::collections::HashSet::new()),
             failing_original_edits: AtomicU64::new(0),
         });
@@ -335,6 +495,107 @@ impl FakeDiscord {
     /// Refuses messages in `channel` from now on (a member who closed their DMs).
     pub fn close_channel(&self, channel: u64) {
         self.shared.closed.lock().unwrap().insert(channel);
+    }
+
+    /// Accepts messages in `channel` again (the member opened their DMs).
+    pub fn open_channel(&self, channel: u64) {
+        self.shared.closed.lock().unwrap().remove(&channel);
+    }
+
+    /// Deletes a channel: every call on it answers 404 "Unknown Channel" from now on.
+    pub fn delete_channel(&self, channel: u64) {
+        self.shared.deleted_channels.lock().unwrap().insert(channel);
+        // Its messages go with it.
+        for m in self.shared.messages.lock().unwrap().values_mut() {
+            if m.channel == channel {
+                m.deleted = true;
+            }
+        }
+    }
+
+    /// Answers the next `times` requests with this method whose path contains `path_contains`
+    /// with `status` and Discord error `code`.
+    pub fn fail_requests(
+        &self,
+        method: &str,
+        path_contains: &str,
+        status: u16,
+        code: u64,
+        times: u32,
+    ) {
+        self.shared.failing.lock().unwrap().push((
+            method.to_string(),
+            path_contains.to_string(),
+            status,
+            code,
+            times,
+        ));
+    }
+
+    /// Every message posted in a channel so far, deleted ones included, oldest first.
+    pub fn messages(&self) -> Vec<FakeMessage> {
+        self.messages_where(|_| true)
+    }
+
+    /// The messages matching `pred`, oldest first.
+    pub fn messages_where(&self, pred: impl Fn(&FakeMessage) -> bool) -> Vec<FakeMessage> {
+        self.shared
+            .messages
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|m| pred(m))
+            .cloned()
+            .collect()
+    }
+
+    /// The messages posted after message `id`, oldest first.
+    pub fn messages_after(&self, id: u64) -> Vec<FakeMessage> {
+        self.shared
+            .messages
+            .lock()
+            .unwrap()
+            .range(id + 1..)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    /// How many recorded requests match `pred`.
+    pub fn count(&self, pred: impl Fn(&Recorded) -> bool) -> usize {
+        self.shared
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| pred(r))
+            .count()
+    }
+
+    /// Waits up to `timeout` for a request matching `pred` (among all recorded).
+    pub async fn try_wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Recorded) -> bool,
+    ) -> Option<Recorded> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.shared.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(r) = self
+                .shared
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|r| pred(r))
+            {
+                return Some(r.clone());
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// Answers the next `n` edits of an original interaction response with a 500.
@@ -362,6 +623,16 @@ impl FakeDiscord {
 
     /// Sends a dispatch (op 0) to the connected bot.
     pub async fn dispatch(&self, t: &str, d: Value) {
+        if t == "INTERACTION_CREATE"
+            && let (Some(i), Some(m)) = (
+                d["id"].as_str().and_then(|v| v.parse::<u64>().ok()),
+                d["message"]["id"]
+                    .as_str()
+                    .and_then(|v| v.parse::<u64>().ok()),
+            )
+        {
+            self.shared.component_messages.lock().unwrap().insert(i, m);
+        }
         let frame =
             json!({"op": 0, "s": self.shared.seq.fetch_add(1, Ordering::SeqCst), "t": t, "d": d});
         for _ in 0..500 {

@@ -11,5 +11,6 @@ mod jobs;
 mod learn;
 mod openapi;
 mod pipeline;
+mod sim;
 mod sorting;
 mod spotify;

@@ -215,6 +215,82 @@ async fn hand_edits_are_respected_and_become_labels() {
 }
 
 #[tokio::test]
+async fn a_hand_edit_changes_the_members_answer_never_the_models_guess() {
+    let rules = LayerRules {
+        mutual: false,
+        complete: false,
+    };
+    let (r, layer) = setup(40, rules).await;
+    let (calm, loud) = (layer.sublists[0].id, layer.sublists[1].id);
+    let mut loud_tracks = ids(10..20);
+    loud_tracks.push(track_id(25));
+    let desired = split(&layer, [ids(0..10), loud_tracks, vec![], vec![]]);
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, &layer, &desired)
+        .await
+        .unwrap();
+    let (calm_pl, loud_pl) = (
+        rep.playlists[0].playlist_id.clone(),
+        rep.playlists[1].playlist_id.clone(),
+    );
+    // The model now guesses Loud for track 5 (still in Calm's playlist) and for track 25
+    // (in Loud's).
+    for n in [5, 25] {
+        r.store
+            .set_label(
+                &layer,
+                &track_id(n),
+                &Label::one(loud),
+                LabelSource::Model,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    // The member takes 5 out of Calm and puts 25 in it: "not Calm" and "Calm", nothing
+    // about Loud.
+    r.local.hand_remove(&calm_pl, &[track_id(5)]);
+    r.local.hand_add(&calm_pl, &[track_id(25)]);
+    r.spotify
+        .write_sublists(ALICE, &layer, &desired)
+        .await
+        .unwrap();
+    let label = |n| {
+        let r = &r;
+        let layer = &layer;
+        async move {
+            let l = r
+                .store
+                .label(layer.id, &track_id(n))
+                .await
+                .unwrap()
+                .unwrap();
+            (l.label, l.source)
+        }
+    };
+    assert_eq!(
+        label(5).await,
+        (Label::Void, LabelSource::Member),
+        "taking a track out answers only for that sublist"
+    );
+    assert_eq!(
+        label(25).await,
+        (Label::one(calm), LabelSource::Member),
+        "the model's guess does not become the member's answer"
+    );
+    // The playlists follow the labels at once: 25 left Loud, where no label puts it now.
+    let loud_now = r.local.playlist_tracks(&loud_pl).unwrap();
+    assert!(!loud_now.contains(&track_id(25)), "{loud_now:?}");
+    assert!(
+        r.local
+            .playlist_tracks(&calm_pl)
+            .unwrap()
+            .contains(&track_id(25))
+    );
+}
+
+#[tokio::test]
 async fn a_deleted_playlist_is_recreated_and_a_rename_is_kept() {
     let (r, layer) = setup(100, MUTUAL_INCOMPLETE).await;
     let desired = split(&layer, [ids(0..10), ids(10..20), ids(20..30), ids(30..40)]);
