@@ -986,14 +986,15 @@ impl BlockNet {
     ) -> BlockNet {
         let trust: Vec<f32> = (0..blocks).flat_map(|_| config.trust).collect();
         let hidden = (config.hidden > 0).then(|| {
+            // Stacked from one initialised network per block, as leaves of their own.
             let nets: Vec<Net> = (0..blocks)
                 .map(|_| Net::new(1, classes, config.trust, config.hidden, device))
                 .collect();
             let stack2 = |f: &dyn Fn(&Net) -> Tensor<2>| {
-                Param::from_tensor(Tensor::stack::<3>(nets.iter().map(f).collect(), 0))
+                Param::from_tensor(Tensor::stack::<3>(nets.iter().map(f).collect(), 0).detach())
             };
             let stack1 = |f: &dyn Fn(&Net) -> Tensor<1>| {
-                Param::from_tensor(Tensor::stack::<2>(nets.iter().map(f).collect(), 0))
+                Param::from_tensor(Tensor::stack::<2>(nets.iter().map(f).collect(), 0).detach())
             };
             let linear = |n: &Net, out: bool| -> Linear {
                 let l = if out { &n.out } else { &n.hidden };
