@@ -13,7 +13,7 @@ use super::sorting::SortOutcome;
 use crate::discord::{
     Backend, BackendError, Forgotten, Guess, Imported, LayerRefresh, LinkStart, LinkState,
     LinkToConfirm, Linked, MemberStatus, Notifier, PlaylistSummary, PromptRequest, QueuedJob,
-    RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate, async_trait,
+    RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate, Why, WhyBasis, async_trait,
 };
 use crate::domain::{LayerId, MemberId, SpotifyAccount};
 use crate::jobs::{CancelOutcome, JobKind, JobStatus, Priority};
@@ -23,6 +23,35 @@ use crate::store::{JobState, PromptState};
 /// How long forgetting a member waits for their running jobs to stop (a training stops
 /// between epochs); past it, what still runs can no longer write anything of theirs.
 const FORGET_WAIT: Duration = Duration::from_secs(60);
+
+/// The model's evidence for placing `track` at `placed`: up to two tracks the member put in its
+/// first sublist (or left in the void) that share its album or artist, or sound most like it.
+fn why(
+    track: &crate::domain::LikedTrack,
+    placed: &crate::domain::Label,
+    examples: &crate::learn::Examples,
+    labelled: &[(crate::domain::LikedTrack, crate::domain::Label)],
+) -> Option<Why> {
+    use crate::domain::Label;
+    let alike = |i: usize| match (placed, &labelled[i].1) {
+        (Label::Void, Label::Void) => true,
+        (Label::Sublists(p), Label::Sublists(s)) => p.first().is_some_and(|f| s.contains(f)),
+        _ => false,
+    };
+    let evidence = examples.evidence(track, &alike, 2)?;
+    Some(Why {
+        basis: match evidence.basis {
+            crate::learn::Basis::Album => WhyBasis::Album,
+            crate::learn::Basis::Artist => WhyBasis::Artist,
+            crate::learn::Basis::Sound => WhyBasis::Sound,
+        },
+        tracks: evidence
+            .tracks
+            .iter()
+            .map(|&i| labelled[i].0.track.name.clone())
+            .collect(),
+    })
+}
 
 fn refused(e: impl std::fmt::Display) -> BackendError {
     BackendError::Refused(e.to_string())
@@ -187,10 +216,26 @@ impl App {
         n: usize,
     ) -> anyhow::Result<Vec<PromptRequest>> {
         let model = self.load_model(layer).await?;
+        let labelled = match model {
+            Some(_) => self.labelled_tracks(member, layer).await?,
+            None => Vec::new(),
+        };
         let (order, guesses) = tokio::task::spawn_blocking(move || {
             let order = crate::learn::rank_questions(model.as_ref(), &candidates, n);
             let chosen: Vec<_> = order.iter().map(|i| candidates[*i].clone()).collect();
-            let guesses = model.map(|m| m.predict(&chosen));
+            let guesses = model.map(|m| {
+                let tracks: Vec<_> = labelled.iter().map(|(t, _)| t.clone()).collect();
+                let examples = crate::learn::Examples::new(&tracks);
+                m.predict(&chosen)
+                    .into_iter()
+                    .zip(&chosen)
+                    .map(|(p, t)| Guess {
+                        why: why(t, &p.label, &examples, &labelled),
+                        label: p.label,
+                        confidence: p.confidence,
+                    })
+                    .collect::<Vec<_>>()
+            });
             (chosen, guesses)
         })
         .await?;
@@ -201,11 +246,31 @@ impl App {
                 member,
                 layer,
                 track: t.track,
-                guess: guesses.as_ref().and_then(|g| g.get(i)).map(|p| Guess {
-                    label: p.label.clone(),
-                    confidence: p.confidence,
-                }),
+                guess: guesses.as_ref().and_then(|g| g.get(i)).cloned(),
             })
+            .collect())
+    }
+
+    /// The member's liked tracks a person labelled in a layer, with their labels.
+    async fn labelled_tracks(
+        &self,
+        member: MemberId,
+        layer: LayerId,
+    ) -> anyhow::Result<Vec<(crate::domain::LikedTrack, crate::domain::Label)>> {
+        let labels: std::collections::HashMap<_, _> = self
+            .store()
+            .labels(layer)
+            .await?
+            .into_iter()
+            .filter(|l| l.source.is_ground_truth())
+            .map(|l| (l.track, l.label))
+            .collect();
+        Ok(self
+            .store()
+            .liked_tracks(member)
+            .await?
+            .into_iter()
+            .filter_map(|t| labels.get(&t.track.id).cloned().map(|l| (t, l)))
             .collect())
     }
 
@@ -860,7 +925,74 @@ impl Backend for App {
 
 #[cfg(test)]
 mod tests {
-    use super::round_robin;
+    use super::{round_robin, why};
+    use crate::app::demo::{SAMPLE_CSV, demo_layers, layer_truth};
+    use crate::app::eval::load_playlists;
+    use crate::discord::render::why_text;
+    use crate::domain::{Label, LayerKind, SublistId};
+    use crate::learn::{Compute, TrainConfig, train};
+
+    /// A model trained on the demo sample guesses where unlabelled tracks go; the explanation
+    /// shown with each guess names tracks the member really put in the guessed sublist.
+    #[test]
+    fn the_explanation_names_labelled_tracks_of_the_guessed_sublist() {
+        let data = load_playlists(SAMPLE_CSV.as_bytes()).unwrap();
+        let layer = demo_layers()
+            .into_iter()
+            .find(|l| l.kind == LayerKind::MutualComplete)
+            .unwrap();
+        let (idx, truth) = layer_truth(&data, &layer).unwrap();
+        let classes: Vec<SublistId> = (0..layer.sublists.len() as i64).map(SublistId).collect();
+        let (lab, rest): (Vec<usize>, Vec<usize>) = (0..idx.len()).partition(|i| i % 4 == 0);
+        let tracks =
+            |is: &[usize]| -> Vec<_> { is.iter().map(|&i| data.tracks[idx[i]].clone()).collect() };
+        let labels: Vec<Vec<usize>> = lab.iter().map(|&i| truth[i].clone()).collect();
+        let model = train(
+            &Compute::cpu(),
+            layer.kind,
+            &classes,
+            &tracks(&lab),
+            &labels,
+            &TrainConfig::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let labelled: Vec<_> = tracks(&lab)
+            .into_iter()
+            .zip(&labels)
+            .map(|(t, l)| (t, Label::one(classes[l[0]])))
+            .collect();
+        let unseen = tracks(&rest[..20]);
+        let examples = crate::learn::Examples::new(&tracks(&lab));
+        let mut explained = 0;
+        for (t, p) in unseen.iter().zip(model.predict(&unseen)) {
+            let Some(w) = why(t, &p.label, &examples, &labelled) else {
+                continue;
+            };
+            let text = why_text(&w, false).unwrap();
+            assert!(!w.tracks.is_empty() && w.tracks.len() <= 2);
+            for name in &w.tracks {
+                let plain = name.chars().count() <= 60
+                    && !name.contains(['*', '_', '~', '`', '|', '\\', '>']);
+                assert!(
+                    !plain || text.contains(name.as_str()),
+                    "{text} lacks {name}"
+                );
+                assert!(
+                    labelled
+                        .iter()
+                        .any(|(l, lab)| &l.track.name == name && *lab == p.label),
+                    "{name} is not a track labelled {:?}",
+                    p.label
+                );
+            }
+            explained += 1;
+        }
+        assert_eq!(
+            explained, 20,
+            "every guess in a layer with labels has evidence"
+        );
+    }
 
     #[test]
     fn round_robin_takes_one_from_each_list_in_turn() {

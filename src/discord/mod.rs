@@ -22,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use backend::{
     Backend, BackendError, Forgotten, Guess, Imported, JobId, LayerRefresh, LinkStart, LinkState,
     LinkToConfirm, Linked, MemberStatus, PlaylistSummary, PromptRequest, QueuedJob, RefreshSummary,
-    TrainJob, TrainResult, TrainTicket, TrainUpdate, async_trait,
+    TrainJob, TrainResult, TrainTicket, TrainUpdate, Why, WhyBasis, async_trait,
 };
 pub use error::{UserError, incident_id, log_incident};
 pub use notify::{DIGEST_AFTER, Notifier, PostOutcome};

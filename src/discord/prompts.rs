@@ -173,9 +173,11 @@ async fn layer_of(
 }
 
 fn guess_of(p: &Prompt) -> Option<Guess> {
-    p.guess
-        .clone()
-        .map(|(label, confidence)| Guess { label, confidence })
+    p.guess.clone().map(|(label, confidence)| Guess {
+        label,
+        confidence,
+        why: None,
+    })
 }
 
 /// Posts one prompt. `None` when the track was already asked about in that layer.

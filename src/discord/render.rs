@@ -8,7 +8,7 @@ use serenity::{
     CreateSelectMenuKind, CreateSelectMenuOption, ReactionType,
 };
 
-use super::backend::{Guess, RefreshSummary};
+use super::backend::{Guess, RefreshSummary, Why, WhyBasis};
 use super::custom_id::{CustomId, PromptAction, PromptId};
 use crate::domain::{Emoji, Label, Layer, MemberId, Sublist, Track, VOID_EMOJI};
 use crate::store::CloseReason;
@@ -125,6 +125,43 @@ pub fn percent(x: f32) -> String {
     format!("{:.0}%", (x.clamp(0.0, 1.0) * 100.0))
 }
 
+/// Escapes Discord's Markdown in a name shown inside formatting.
+fn escape_markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '_' | '~' | '`' | '|' | '\\' | '>') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The model's evidence in a few words: "like *A* and *B* you put there".
+pub fn why_text(why: &Why, void: bool) -> Option<String> {
+    let names: Vec<String> = why
+        .tracks
+        .iter()
+        .map(|n| format!("*{}*", escape_markdown(&truncate(n, 60))))
+        .collect();
+    let list = match names.as_slice() {
+        [] => return None,
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    let opening = match why.basis {
+        WhyBasis::Album => "same album as",
+        WhyBasis::Artist => "same artist as",
+        WhyBasis::Sound => "like",
+    };
+    let place = if void {
+        "you left out"
+    } else {
+        "you put there"
+    };
+    Some(format!("{opening} {list} {place}"))
+}
+
 pub fn prompt_embed(v: &PromptView<'_>) -> CreateEmbed {
     let t = v.track;
     let mut description = String::new();
@@ -138,11 +175,18 @@ pub fn prompt_embed(v: &PromptView<'_>) -> CreateEmbed {
         description.push_str(&format!("from *{album}*"));
     }
     let guess = match v.guess {
-        Some(g) => format!(
-            "{} ({} sure)",
-            label_text(v.layer, &g.label),
-            percent(g.confidence)
-        ),
+        Some(g) => {
+            let mut text = format!(
+                "{} ({} sure)",
+                label_text(v.layer, &g.label),
+                percent(g.confidence)
+            );
+            if let Some(why) = g.why.as_ref().and_then(|w| why_text(w, g.label.is_void())) {
+                text.push_str(": ");
+                text.push_str(&why);
+            }
+            text
+        }
         None => "no model yet: your answers will train one".to_string(),
     };
     let answer = match (v.shown, v.current) {
@@ -430,6 +474,7 @@ mod tests {
         let guess = Guess {
             label: Label::one(SublistId(11)),
             confidence: 0.834,
+            why: None,
         };
         let mut v = view(&l, &t, None);
         v.guess = Some(&guess);
@@ -442,6 +487,19 @@ mod tests {
         assert_eq!(e["description"], "by A, B\nfrom *Album*");
         assert_eq!(e["thumbnail"]["url"], "https://i.scdn.co/image/x");
         assert_eq!(e["fields"][1]["value"], "🎹 List 1 (83% sure)");
+        let explained = Guess {
+            why: Some(Why {
+                basis: WhyBasis::Sound,
+                tracks: vec!["Song A".into(), "B*side".into()],
+            }),
+            ..guess.clone()
+        };
+        v.guess = Some(&explained);
+        assert_eq!(
+            json(&prompt_embed(&v))["fields"][1]["value"],
+            "🎹 List 1 (83% sure): like *Song A* and *B\\*side* you put there"
+        );
+        v.guess = Some(&guess);
         assert_eq!(e["fields"][2]["value"], "not answered yet");
         let void = Label::Void;
         v.current = Some(&void);

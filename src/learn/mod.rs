@@ -3,12 +3,14 @@
 
 mod active;
 mod device;
+mod explain;
 mod features;
 mod model;
 mod votes;
 
 pub use active::rank_questions;
 pub use device::{Compute, ComputeKind};
+pub use explain::{Basis, Evidence, Examples};
 pub use features::FEATURE_SCHEMA;
 pub use model::{
     Metrics, Prediction, Progress, StopFlag, TrainConfig, TrainedModel, class_sets, set_f1, train,

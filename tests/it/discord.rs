@@ -182,6 +182,7 @@ impl Backend for TestBackend {
                         guess: Some(Guess {
                             label: Label::one(l.sublists[0].id),
                             confidence: 0.55,
+                            why: None,
                         }),
                     });
                 }
@@ -576,6 +577,7 @@ async fn a_new_track_is_posted_with_its_reactions_and_buttons() {
         guess: Some(Guess {
             label: Label::one(loud),
             confidence: 0.62,
+            why: None,
         }),
     };
     let out = h
