@@ -1256,7 +1256,8 @@ impl Sim {
         // A track taken out stays out while a label of the member's says so. Cleared in a
         // complete layer, it waits for an answer, and a confident guess may place it in that
         // sublist again: nothing records "not here" without a label.
-        let stays_out = !add && !(rest.is_empty() && complete);
+        let cleared = rest.is_empty() && complete;
+        let stays_out = !add && !cleared;
         if add {
             self.rig
                 .spotify
