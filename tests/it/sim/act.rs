@@ -1271,6 +1271,7 @@ impl Sim {
         let why = self.why();
         let member = &mut self.members[m];
         member.last_change = now;
+        member.last_hand_edit = now;
         if let Some(l) = member.layer_mut(layer) {
             l.set_pending(&track, next, now, why);
             if stays_out {
@@ -1289,6 +1290,7 @@ impl Sim {
         let user = self.members[m].user.clone();
         self.rig.spotify.delete_playlist(&user, &playlist);
         self.members[m].last_change = self.now();
+        self.members[m].last_hand_edit = self.now();
     }
 
     pub async fn train(&mut self, m: usize, rng: &mut StdRng) {

@@ -241,6 +241,9 @@ struct JobRow {
     state: String,
     last_error: Option<String>,
     started_at: Option<DateTime<Utc>>,
+    /// The layers whose playlists the job read (a sort reads them only when it must write,
+    /// when the member asked, or when the hand-edit check is due).
+    read: Vec<i64>,
 }
 
 /// A run of the sort of one member: a job, or an inline `/refresh`.
@@ -250,6 +253,8 @@ struct SortRun {
     layer: Option<i64>,
     /// Some(true) done, Some(false) failed, None queued or running.
     ok: Option<bool>,
+    /// Whether it read the layer's playlists (and so the member's hand edits).
+    read: Option<Vec<i64>>,
 }
 
 fn ended(state: &str) -> bool {
@@ -292,7 +297,7 @@ impl Sim {
             .min()
             .unwrap_or_else(|| cache.keys().next_back().map_or(0, |k| k + 1));
         let rows = sqlx::query(
-            "SELECT id, member_id, kind, payload, state, last_error, started_at FROM jobs \
+            "SELECT id, member_id, kind, payload, state, last_error, started_at, result FROM jobs \
              WHERE id >= ?1 OR (id < ?1 AND state IN ('queued', 'running'))",
         )
         .bind(from)
@@ -310,6 +315,7 @@ impl Sim {
                 state: r.get("state"),
                 last_error: r.get("last_error"),
                 started_at: parse_time(r.get("started_at")),
+                read: layers_read(r.get("result")),
             };
             match self.checks.jobs.get(&row.id) {
                 Some(old) if *old == row => continue,
@@ -357,7 +363,12 @@ impl Sim {
                     (None, None) => DateTime::<Utc>::MAX_UTC,
                     (Some(_), None) => return None,
                 };
-                Some(SortRun { started, layer, ok })
+                Some(SortRun {
+                    started,
+                    layer,
+                    ok,
+                    read: Some(j.read.clone()),
+                })
             })
             .collect();
         runs.extend(
@@ -368,14 +379,17 @@ impl Sim {
                     started: r.started,
                     layer: None,
                     ok: Some(r.ok),
+                    // `/refresh` always reads the playlists.
+                    read: None,
                 }),
         );
         runs
     }
 
     /// When the last successful sort of the layer started, if nothing failed or waits after
-    /// it: the layer is quiet since then.
-    fn quiet_since(runs: &[SortRun], layer: LayerId) -> Option<DateTime<Utc>> {
+    /// it: the layer is quiet since then. With `reading`, only sorts that read the layer's
+    /// playlists count (they are what sees the member's hand edits).
+    fn quiet_since(runs: &[SortRun], layer: LayerId, reading: bool) -> Option<DateTime<Utc>> {
         let covering: Vec<&SortRun> = runs
             .iter()
             .filter(|r| r.layer.is_none_or(|l| l == layer.0))
@@ -383,6 +397,7 @@ impl Sim {
         let last_ok = covering
             .iter()
             .filter(|r| r.ok == Some(true))
+            .filter(|r| !reading || r.read.as_ref().is_none_or(|read| read.contains(&layer.0)))
             .map(|r| r.started)
             .max()?;
         let spoiled = covering
@@ -462,7 +477,9 @@ impl Sim {
             .unwrap_or_default();
         let layer_ids: Vec<LayerId> = self.members[m].layers.iter().map(|l| l.id).collect();
         for layer in layer_ids {
-            let quiet = Self::quiet_since(&runs, layer);
+            let quiet = Self::quiet_since(&runs, layer, false);
+            let read = Self::quiet_since(&runs, layer, true);
+            let hand_edited = self.members[m].last_hand_edit;
             let stored: HashMap<TrackId, (Label, LabelSource)> = self
                 .rig
                 .store()
@@ -476,7 +493,7 @@ impl Sim {
                 continue;
             };
             // Hand edits a quiet refresh read stand from now on.
-            if let Some(t) = quiet {
+            if let Some(t) = read {
                 l.settle(t);
             }
             let (name, kind) = (l.name.clone(), l.kind());
@@ -519,7 +536,7 @@ impl Sim {
             }
             // I2: after a quiet refresh, the playlists hold exactly the placements.
             let Some(since) = quiet else { continue };
-            if since <= self.members[m].last_change {
+            if since <= self.members[m].last_change || read.is_none_or(|r| r <= hand_edited) {
                 continue;
             }
             let Some(stored_layer) = stored_layers.iter().find(|x| x.id == layer) else {
@@ -1344,3 +1361,20 @@ impl Sim {
 
 /// Quota answers one window may cost before the pause holds (one per app and member).
 const APPS_PER_WINDOW: u32 = 5;
+
+/// The layers whose playlists a sort job read, from its stored outcome.
+fn layers_read(result: Option<String>) -> Vec<i64> {
+    let Some(v) = result.and_then(|r| serde_json::from_str::<Value>(&r).ok()) else {
+        return Vec::new();
+    };
+    v["layers"]
+        .as_array()
+        .map(|layers| {
+            layers
+                .iter()
+                .filter(|l| l["playlists_read"].as_bool() == Some(true))
+                .filter_map(|l| l["layer"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -308,6 +308,9 @@ pub(super) struct Member {
     pub reactions: HashSet<(u64, String)>,
     /// When the member last changed something a refresh must reflect.
     pub last_change: DateTime<Utc>,
+    /// When the member last edited a managed playlist on Spotify (the bot sees it at the next
+    /// sort that reads the playlists).
+    pub last_hand_edit: DateTime<Utc>,
     /// When the member last liked a track.
     pub last_like: DateTime<Utc>,
     /// Prompts the member asked for with `/label` (they may exceed the budget).
@@ -334,6 +337,7 @@ impl Member {
             prompts_in_dm: true,
             reactions: HashSet::new(),
             last_change: super::rig::start_time(),
+            last_hand_edit: super::rig::start_time(),
             last_like: super::rig::start_time(),
             requested: HashSet::new(),
             reopened: HashSet::new(),

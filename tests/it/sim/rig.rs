@@ -206,6 +206,8 @@ impl Rig {
                 sync_interval: SYNC_EVERY,
                 retrain_after_labels: 15,
                 refresh_cooldown: Duration::from_secs(60),
+                // The production default: hand edits are read at most this late.
+                playlist_check_interval: Duration::from_secs(6 * 3600),
             },
         );
         app.set_training(quick_training());
