@@ -27,10 +27,10 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Run the whole pipeline offline on a bundled sample of real playlists.
-    Demo(crate::app::demo::DemoArgs),
-    /// Measure sorting quality on the evaluation protocol (src/app/eval/README.md), on the
+    Demo(crate::tools::demo::DemoArgs),
+    /// Measure sorting quality on the evaluation protocol (src/tools/eval/README.md), on the
     /// built-in data set.
-    Eval(crate::app::eval::EvalArgs),
+    Eval(crate::tools::eval::EvalArgs),
     /// Validate a configuration file and say what is missing or wrong, key by key.
     CheckConfig {
         /// The configuration file (environment overrides apply too).
@@ -43,7 +43,7 @@ pub enum Command {
     },
     /// Benchmark training and scoring (CPU, and the GPU where one exists), each model scored
     /// on the device it trained on.
-    Bench(crate::app::bench::BenchArgs),
+    Bench(crate::tools::bench::BenchArgs),
     /// Print a new random encryption key for `store.encryption_key`.
     GenKey,
 }
@@ -105,15 +105,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {
-            crate::app::demo::run(args)?;
+            crate::tools::demo::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {
-            crate::app::bench::run(args)?;
+            crate::tools::bench::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval(args) => {
-            crate::app::eval::run(args)?;
+            crate::tools::eval::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,9 +1,10 @@
 //! sublist: a self-hosted Discord bot that keeps each member's Spotify playlists sorted by a
 //! small neural network trained on that member's own choices.
 //!
-//! The modules, in reading order; dependency arrows point from later to earlier.
+//! The modules. `domain` depends on nothing; `app` ties the rooms together; `tools` (demo,
+//! eval, bench) drives `app` from outside, and nothing in the bot depends on it.
 
-/// The use cases that tie the rooms together: link, label, train, sort, announce, demo, eval.
+/// The use cases that tie the rooms together: link, label, train, sort, announce, run.
 pub mod app;
 /// The command line.
 pub mod cli;
@@ -23,5 +24,7 @@ pub mod learn;
 pub mod spotify;
 /// SQLite through sqlx: migrations, one file per table family, tokens sealed at rest.
 pub mod store;
+/// The commands beside the bot: the offline demo, the quality evaluation, the benchmarks.
+pub mod tools;
 /// The OAuth callback and health endpoints.
 pub mod web;

@@ -108,7 +108,8 @@ impl SortOutcome {
 impl App {
     /// Questions for the tracks a sort left waiting that were never asked about (or whose
     /// prompt was closed since), with the model's guess: each layer's in the active ranking's
-    /// order (newest first among equals), the layers taking turns (see [`App::take_turns`]).
+    /// order (newest first among equals), the layers taking turns (see [`App::take_turns`]),
+    /// layers the sort did not cover included with their tracks that carry no label.
     /// A skipped track is not asked again here; `/label` asks about it.
     pub(crate) async fn prompt_requests_for(
         &self,
@@ -141,6 +142,33 @@ impl App {
                 .questions(member, layer.layer, candidates, usize::MAX)
                 .await?;
             per_layer.push((layer.layer, questions));
+        }
+        // A sort of some layers (after an answer) leaves the others' waiting tracks as they
+        // were: they take their turn too, or one layer's answers would keep the rest unasked.
+        let sorted: HashSet<LayerId> = outcome.layers.iter().map(|l| l.layer).collect();
+        for l in self.store().layers(member).await? {
+            if sorted.contains(&l.id) || l.sublists.is_empty() {
+                continue;
+            }
+            let placed: HashSet<_> = self
+                .store()
+                .labels(l.id)
+                .await?
+                .into_iter()
+                .map(|x| x.track)
+                .collect();
+            let mut candidates: Vec<_> = self
+                .unlabelled(member, l.id, false)
+                .await?
+                .into_iter()
+                .filter(|t| !placed.contains(&t.track.id))
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            candidates.reverse();
+            let questions = self.questions(member, l.id, candidates, usize::MAX).await?;
+            per_layer.push((l.id, questions));
         }
         self.take_turns(member, per_layer).await
     }
@@ -926,11 +954,11 @@ impl Backend for App {
 #[cfg(test)]
 mod tests {
     use super::{round_robin, why};
-    use crate::app::demo::{SAMPLE_CSV, demo_layers, layer_truth};
-    use crate::app::eval::load_playlists;
     use crate::discord::render::why_text;
     use crate::domain::{Label, LayerKind, SublistId};
     use crate::learn::{Compute, TrainConfig, train};
+    use crate::tools::demo::{SAMPLE_CSV, demo_layers, layer_truth};
+    use crate::tools::eval::load_playlists;
 
     /// A model trained on the demo sample guesses where unlabelled tracks go; the explanation
     /// shown with each guess names tracks the member really put in the guessed sublist.

@@ -1,13 +1,8 @@
 //! The use cases that tie the rooms together: link, label, train, sort, write, announce; the
-//! job handler the queue runs; the services the Discord bot calls; and the commands `run`,
-//! `demo`, `eval`, `bench`.
+//! job handler the queue runs; the services the Discord bot calls; and the command `run`.
 
 mod backend;
-pub mod bench;
-pub mod demo;
-pub mod eval;
 mod handler;
-pub mod loadbench;
 pub mod run;
 mod sorting;
 

@@ -9,14 +9,14 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use sublist::app::demo::{SAMPLE_CSV, demo_layers, layer_truth};
-use sublist::app::eval::load_playlists;
 use sublist::config::DevicePref;
 use sublist::domain::{LayerKind, LikedTrack, SublistId};
 use sublist::jobs::DevicePool;
 use sublist::learn::{
     self, Compute, ComputeKind, LearnError, Prediction, Progress, TrainConfig, TrainedModel,
 };
+use sublist::tools::demo::{SAMPLE_CSV, demo_layers, layer_truth};
+use sublist::tools::eval::load_playlists;
 
 /// The largest difference allowed between two devices' probabilities for the same track.
 /// flex and wgpu sum in different orders, so 32-bit rounding differs after training.

@@ -5,11 +5,13 @@ use std::collections::BTreeSet;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sublist::app::demo::{SAMPLE_CSV, demo_layers, layer_truth};
-use sublist::app::eval::{FeatureSet, Playlists, load_playlists, simulate_user, spotify_songs_csv};
 use sublist::domain::{Label, LayerKind, LikedTrack, SublistId};
 use sublist::learn::{
     self, Compute, LearnError, Progress, TrainConfig, TrainedModel, class_sets, rank_questions,
+};
+use sublist::tools::demo::{SAMPLE_CSV, demo_layers, layer_truth};
+use sublist::tools::eval::{
+    FeatureSet, Playlists, load_playlists, simulate_user, spotify_songs_csv,
 };
 
 fn sample() -> Playlists {
@@ -339,7 +341,7 @@ fn demo_layer_learns_from_the_questions_it_asks() {
     let tracks: Vec<LikedTrack> = idx.iter().map(|&t| data.tracks[t].clone()).collect();
     let mut answered = Vec::new();
     let classes: Vec<SublistId> = (0..layer.sublists.len() as i64).map(SublistId).collect();
-    let learned = sublist::app::demo::learn_layer(
+    let learned = sublist::tools::demo::learn_layer(
         &Compute::cpu(),
         layer.kind,
         &classes,

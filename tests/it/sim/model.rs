@@ -6,9 +6,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use sublist::app::demo::SAMPLE_CSV;
-use sublist::app::eval::load_playlists;
 use sublist::domain::{Label, LabelSource, LayerId, SublistId, Track, TrackId};
+use sublist::tools::demo::SAMPLE_CSV;
+use sublist::tools::eval::load_playlists;
 
 /// How many members the server has.
 pub(super) const MEMBERS: usize = 5;

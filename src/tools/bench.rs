@@ -278,7 +278,7 @@ fn sync_rows(
         let demo = crate::spotify::demo::start(store.clone(), member, &library).await?;
         let fresh: Vec<_> = tracks[..NEW].iter().map(|t| t.track.clone()).collect();
         demo.local.add_catalogue(&fresh);
-        let app = super::App::new(
+        let app = crate::app::App::new(
             store.clone(),
             demo.spotify.clone(),
             Queue::new(store.clone(), 1),

@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::App;
 use super::eval::{Playlists, load_playlists};
+use crate::app::App;
 use crate::config::PipelineConfig;
 use crate::domain::{
     Label, LabelSource, Layer, LayerKind, LikedTrack, MemberId, SublistId, Track, TrackId,
@@ -312,7 +312,7 @@ struct Shown<'a> {
     truth: &'a [Vec<usize>],
     /// Indices into `tracks` the member was asked about.
     asked: &'a [usize],
-    outcome: &'a super::LayerOutcome,
+    outcome: &'a crate::app::LayerOutcome,
     all: bool,
 }
 
