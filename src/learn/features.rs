@@ -110,14 +110,25 @@ pub struct Encoded {
     pub knn: [f32; KNN_DIMS],
 }
 
-/// FNV-1a, 64 bits: stable across runs, platforms and compiler versions (models store hashes).
-pub fn hash(kind: &str, text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in kind.bytes().chain([0xff]).chain(text.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// FNV-1a steps over `bytes` from state `h`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h = (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
     }
     h
+}
+
+/// The FNV state after a token kind and its separator: every token of the kind starts there.
+fn kind_state(kind: &str) -> u64 {
+    fnv(fnv(FNV_OFFSET, kind.as_bytes()), &[0xff])
+}
+
+/// FNV-1a, 64 bits: stable across runs, platforms and compiler versions (models store hashes).
+pub fn hash(kind: &str, text: &str) -> u64 {
+    fnv(kind_state(kind), text.as_bytes())
 }
 
 /// A map keyed by token hashes, which are already well mixed: no second hashing.
@@ -145,24 +156,92 @@ impl std::hash::Hasher for TokenHasher {
 /// The hash of a token made of a kind and a number (bins, categories, pairs), without
 /// formatting the number.
 pub fn hash_num(kind: &str, n: u64) -> u64 {
-    let mut h = hash(kind, "#");
-    for b in n.to_le_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    num_from(fnv(kind_state(kind), b"#"), n)
 }
 
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
+/// [`hash_num`] from the state after its kind and `#`.
+fn num_from(state: u64, n: u64) -> u64 {
+    fnv(state, &n.to_le_bytes())
+}
+
+/// Hashes of the words of `text` (split at anything not alphanumeric, lowercased), each worth
+/// `1 / sqrt(words)`, appended to `out`; lowercases without allocating where the text is ASCII.
+fn push_words(kind: &str, text: &str, out: &mut Vec<(u64, f32)>) {
+    let state = kind_state(kind);
+    let start = out.len();
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect()
+    {
+        let h = if w.is_ascii() {
+            w.bytes().fold(state, |h, b| {
+                (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME)
+            })
+        } else {
+            fnv(state, w.to_lowercase().as_bytes())
+        };
+        out.push((h, 0.0));
+    }
+    let v = 1.0 / ((out.len() - start).max(1) as f32).sqrt();
+    out[start..].iter_mut().for_each(|t| t.1 = v);
 }
 
-fn numeric_values(liked: &LikedTrack) -> [Option<f32>; 17] {
+/// The numbers a track can carry: its own, then the audio descriptors.
+const NUMBERS: usize = TRACK_NUMBERS.len() + AUDIO_DESCRIPTORS.len();
+
+/// Hashes that do not depend on the track, computed once.
+struct Tables {
+    bias: u64,
+    /// `missing` token of each number.
+    missing: [u64; NUMBERS],
+    /// The state after each number's name and `#` (categorical numbers).
+    number: [u64; NUMBERS],
+    /// Bin tokens of each number, by bin.
+    bins: Vec<Vec<u64>>,
+    /// Pair tokens by code.
+    pairs: Vec<u64>,
+    missing_artist: u64,
+    missing_album: u64,
+    missing_isrc: u64,
+    decade: u64,
+}
+
+/// Largest pair code plus one: codes are `((i * 16 + j) * 4 + a) * 4 + b`.
+const PAIR_CODES: usize = PAIRED.len() * 16 * 16;
+
+fn pair_code(i: usize, j: usize, a: usize, b: usize) -> usize {
+    ((i * 16 + j) * 4 + a) * 4 + b
+}
+
+fn tables() -> &'static Tables {
+    static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let pair = fnv(kind_state("pair"), b"#");
+        Tables {
+            bias: hash("bias", ""),
+            missing: std::array::from_fn(|f| hash("missing", numeric_name(f))),
+            number: std::array::from_fn(|f| fnv(kind_state(numeric_name(f)), b"#")),
+            bins: (0..NUMBERS)
+                .map(|f| {
+                    (0..bin_centres(f).len())
+                        .map(|j| hash_num(numeric_name(f), 100 + j as u64))
+                        .collect()
+                })
+                .collect(),
+            pairs: (0..PAIR_CODES)
+                .map(|code| num_from(pair, code as u64))
+                .collect(),
+            missing_artist: hash("missing", "artist"),
+            missing_album: hash("missing", "album"),
+            missing_isrc: hash("missing", "isrc"),
+            decade: fnv(kind_state("decade"), b"#"),
+        }
+    })
+}
+
+fn numeric_values(liked: &LikedTrack) -> [Option<f32>; NUMBERS] {
     let t: &Track = &liked.track;
-    let mut v = [None; 17];
+    let mut v = [None; NUMBERS];
     v[0] = t.release_year().map(|y| y as f32);
     v[1] = t.duration_ms.map(|d| d as f32 / 60_000.0);
     v[2] = t.track_number.map(|n| n as f32);
@@ -180,25 +259,49 @@ fn numeric_values(liked: &LikedTrack) -> [Option<f32>; 17] {
 }
 
 /// Piecewise-linear weights of `x` over `centres`: at most two neighbouring bins, summing to 1.
-fn bin_weights(x: f32, centres: &[f32]) -> Vec<(usize, f32)> {
+fn bin_weights(x: f32, centres: &[f32]) -> Bins {
     let last = centres.len() - 1;
     if x <= centres[0] {
-        return vec![(0, 1.0)];
+        return Bins::one(0);
     }
     if x >= centres[last] {
-        return vec![(last, 1.0)];
+        return Bins::one(last);
     }
     let j = centres.iter().position(|c| *c > x).unwrap_or(last);
     let (lo, hi) = (centres[j - 1], centres[j]);
     let w = (x - lo) / (hi - lo);
-    vec![(j - 1, 1.0 - w), (j, w)]
+    Bins {
+        weights: [(j - 1, 1.0 - w), (j, w)],
+        len: 2,
+    }
+}
+
+/// One or two (bin, weight) pairs.
+struct Bins {
+    weights: [(usize, f32); 2],
+    len: usize,
+}
+
+impl Bins {
+    fn one(bin: usize) -> Bins {
+        Bins {
+            weights: [(bin, 1.0), (0, 0.0)],
+            len: 1,
+        }
+    }
+
+    fn as_slice(&self) -> &[(usize, f32)] {
+        &self.weights[..self.len]
+    }
 }
 
 /// Encodes one track.
 pub fn encode(liked: &LikedTrack) -> Encoded {
+    let tables = tables();
     let t = &liked.track;
-    let mut tokens: Vec<(u64, f32)> = vec![(hash("bias", ""), 1.0)];
-    let mut artists = Vec::new();
+    let mut tokens: Vec<(u64, f32)> = Vec::with_capacity(128);
+    tokens.push((tables.bias, 1.0));
+    let mut artists = Vec::with_capacity(t.artists.len());
     for (id, name) in &t.artists {
         let key = match id {
             Some(id) => hash("artist", id),
@@ -208,27 +311,17 @@ pub fn encode(liked: &LikedTrack) -> Encoded {
         tokens.push((key, 1.0));
     }
     if t.artists.is_empty() {
-        tokens.push((hash("missing", "artist"), 1.0));
+        tokens.push((tables.missing_artist, 1.0));
     }
     let album = match (&t.album_id, &t.album_name) {
         (Some(id), _) => Some(hash("album", id)),
         (None, Some(name)) => Some(hash("album-name", &name.to_lowercase())),
         (None, None) => None,
     };
-    match album {
-        Some(a) => tokens.push((a, 1.0)),
-        None => tokens.push((hash("missing", "album"), 1.0)),
-    }
-    for (kind, text) in [
-        ("track-word", Some(&t.name)),
-        ("album-word", t.album_name.as_ref()),
-    ] {
-        let Some(text) = text else { continue };
-        let ws = words(text);
-        let v = 1.0 / (ws.len().max(1) as f32).sqrt();
-        for w in ws {
-            tokens.push((hash(kind, &w), v));
-        }
+    tokens.push((album.unwrap_or(tables.missing_album), 1.0));
+    push_words("track-word", &t.name, &mut tokens);
+    if let Some(name) = &t.album_name {
+        push_words("album-word", name, &mut tokens);
     }
     let cat = |kind: &str, value: Option<&str>| match value {
         Some(v) => (hash(kind, v), 1.0),
@@ -245,27 +338,26 @@ pub fn encode(liked: &LikedTrack) -> Encoded {
             tokens.push((hash("isrc-country", country), 1.0));
             tokens.push((hash("isrc-registrant", registrant), 1.0));
         }
-        None => tokens.push((hash("missing", "isrc"), 1.0)),
+        None => tokens.push((tables.missing_isrc, 1.0)),
     }
     if let Some(year) = t.release_year() {
-        tokens.push((hash_num("decade", (year / 10) as u64), 1.0));
+        tokens.push((num_from(tables.decade, (year / 10) as u64), 1.0));
     }
 
     let values = numeric_values(liked);
     let mut knn = [f32::NAN; KNN_DIMS];
     let mut k = 0;
     for (f, value) in values.iter().enumerate() {
-        let name = numeric_name(f);
         match value {
-            None => tokens.push((hash("missing", name), 1.0)),
+            None => tokens.push((tables.missing[f], 1.0)),
             Some(x) => {
                 let centres = bin_centres(f);
                 if centres.is_empty() {
-                    tokens.push((hash_num(name, x.round() as i64 as u64), 1.0));
+                    tokens.push((num_from(tables.number[f], x.round() as i64 as u64), 1.0));
                 } else {
-                    for (j, w) in bin_weights(*x, centres) {
+                    for &(j, w) in bin_weights(*x, centres).as_slice() {
                         if w > 0.0 {
-                            tokens.push((hash_num(name, 100 + j as u64), w));
+                            tokens.push((tables.bins[f][j], w));
                         }
                     }
                 }
@@ -280,17 +372,14 @@ pub fn encode(liked: &LikedTrack) -> Encoded {
     }
     // Coarse pairs of sound descriptors (low/mid/high each), so a linear layer can carve
     // regions of two descriptors at once, as a tree would.
-    {
-        let levels: Vec<Option<usize>> = PAIRED
-            .iter()
-            .map(|&(f, lo, hi)| values[f].map(|x| usize::from(x > lo) + usize::from(x > hi)))
-            .collect();
-        for i in 0..PAIRED.len() {
-            for j in i + 1..PAIRED.len() {
-                if let (Some(a), Some(b)) = (levels[i], levels[j]) {
-                    let code = ((i * 16 + j) * 4 + a) * 4 + b;
-                    tokens.push((hash_num("pair", code as u64), PAIR_VALUE));
-                }
+    let levels: [Option<usize>; PAIRED.len()] = std::array::from_fn(|i| {
+        let (f, lo, hi) = PAIRED[i];
+        values[f].map(|x| usize::from(x > lo) + usize::from(x > hi))
+    });
+    for i in 0..PAIRED.len() {
+        for j in i + 1..PAIRED.len() {
+            if let (Some(a), Some(b)) = (levels[i], levels[j]) {
+                tokens.push((tables.pairs[pair_code(i, j, a, b)], PAIR_VALUE));
             }
         }
     }
@@ -355,11 +444,29 @@ mod tests {
     #[test]
     fn bins_interpolate_between_neighbours() {
         let w = bin_weights(0.25, &[0.0, 0.1, 0.2, 0.3]);
+        let w = w.as_slice();
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].0, 2);
         assert!((w[0].1 - 0.5).abs() < 1e-5 && (w[1].1 - 0.5).abs() < 1e-5);
-        assert_eq!(bin_weights(-1.0, &[0.0, 1.0]), vec![(0, 1.0)]);
-        assert_eq!(bin_weights(9.0, &[0.0, 1.0]), vec![(1, 1.0)]);
+        assert_eq!(bin_weights(-1.0, &[0.0, 1.0]).as_slice(), [(0, 1.0)]);
+        assert_eq!(bin_weights(9.0, &[0.0, 1.0]).as_slice(), [(1, 1.0)]);
+    }
+
+    #[test]
+    fn precomputed_tokens_hash_as_spelled_out() {
+        let t = tables();
+        assert_eq!(t.missing[6], hash("missing", "danceability"));
+        assert_eq!(t.bins[0][3], hash_num("year", 103));
+        assert_eq!(t.pairs[pair_code(2, 5, 1, 2)], hash_num("pair", 598));
+        assert_eq!(num_from(t.number[8], 7), hash_num("key", 7));
+        let mut out = Vec::new();
+        push_words("track-word", "Héllo, WORLD ΣΑΣ", &mut out);
+        let expected: Vec<u64> = ["héllo", "world", "σας"]
+            .iter()
+            .map(|w| hash("track-word", w))
+            .collect();
+        assert_eq!(out.iter().map(|t| t.0).collect::<Vec<_>>(), expected);
+        assert!(out.iter().all(|t| (t.1 - 1.0 / 3f32.sqrt()).abs() < 1e-6));
     }
 
     #[test]

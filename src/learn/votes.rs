@@ -50,8 +50,11 @@ struct Index {
     /// Per class and dimension: weight, weighted sum and weighted sum of squares of the
     /// scaled numbers of every reference track (not only the `knn` sample).
     gauss: Vec<[f32; 3 * KNN_DIMS]>,
-    /// `knn` as one flat array, NaN where missing.
-    knn_flat: Vec<f32>,
+    /// `knn` by dimension (`[KNN_DIMS][rows]`, so one dimension of every row is contiguous),
+    /// 0 where missing.
+    knn_values: Vec<f32>,
+    /// 1 where `knn_values` is known, 0 where missing.
+    knn_known: Vec<f32>,
 }
 
 impl Reference {
@@ -105,13 +108,15 @@ impl Reference {
                 }
             }
         }
-        index.knn_flat = self
-            .knn
-            .iter()
-            .flat_map(|row| {
-                (0..KNN_DIMS).map(|d| row.get(d).copied().flatten().unwrap_or(f32::NAN))
-            })
-            .collect();
+        let cell = |row: &Vec<Option<f32>>, d: usize| row.get(d).copied().flatten();
+        for d in 0..KNN_DIMS {
+            for row in &self.knn {
+                index.knn_values.push(cell(row, d).unwrap_or(0.0));
+                index
+                    .knn_known
+                    .push(f32::from(u8::from(cell(row, d).is_some())));
+            }
+        }
         let classes = self.targets.first().map_or(0, Vec::len);
         index.gauss = vec![[0.0; 3 * KNN_DIMS]; classes];
         for (x, t) in self.numbers.iter().zip(&self.targets) {
@@ -182,12 +187,18 @@ impl Reference {
             .for_each(|x| *x = ((*x - best) / dims).max(GAUSS_FLOOR));
     }
 
-    /// The votes for one track, `[SOURCES][classes]` flattened, with `exclude` (the track's own
-    /// index in the reference) left out.
-    pub fn votes(&self, e: &Encoded, exclude: Option<usize>, classes: usize) -> Vec<f32> {
-        let mut out = vec![0.0; SOURCES * classes];
+    /// The votes for one track, `[SOURCES][classes]` flattened, written into `out` (zeros,
+    /// `SOURCES * classes` long), with `exclude` (the track's own index in the reference) left
+    /// out.
+    pub(crate) fn votes_into(
+        &self,
+        e: &Encoded,
+        exclude: Option<usize>,
+        classes: usize,
+        out: &mut [f32],
+    ) {
         let Some(index) = &self.index else {
-            return out;
+            return;
         };
         let mut add = |source: usize, rows: &mut dyn Iterator<Item = (usize, f32)>| {
             let mut total = 0.0;
@@ -208,40 +219,53 @@ impl Reference {
         if let Some(rows) = e.album.and_then(|a| index.album.get(&a)) {
             add(0, &mut rows.iter().map(|&i| (i, 1.0)));
         }
-        let mut same_artist: Vec<usize> = e
-            .artists
-            .iter()
-            .filter_map(|a| index.artist.get(a))
-            .flatten()
-            .copied()
-            .collect();
-        same_artist.sort_unstable();
-        same_artist.dedup();
-        add(1, &mut same_artist.into_iter().map(|i| (i, 1.0)));
+        match e.artists.as_slice() {
+            [] => {}
+            [one] => {
+                if let Some(rows) = index.artist.get(one) {
+                    add(1, &mut rows.iter().map(|&i| (i, 1.0)));
+                }
+            }
+            many => {
+                let mut same_artist: Vec<usize> = many
+                    .iter()
+                    .filter_map(|a| index.artist.get(a))
+                    .flatten()
+                    .copied()
+                    .collect();
+                same_artist.sort_unstable();
+                same_artist.dedup();
+                add(1, &mut same_artist.into_iter().map(|i| (i, 1.0)));
+            }
+        }
         let near = self.nearest(index, e, exclude);
         add(2, &mut near.into_iter());
         self.gaussian(index, e, exclude, &mut out[3 * classes..4 * classes]);
-        out
     }
 
-    /// The nearest reference tracks by scaled numbers, weighted by closeness.
+    /// The nearest reference tracks by scaled numbers, weighted by closeness: the mean squared
+    /// difference over the numbers both tracks know.
     fn nearest(&self, index: &Index, e: &Encoded, exclude: Option<usize>) -> Vec<(usize, f32)> {
-        let mut dists: Vec<(f32, usize)> = Vec::with_capacity(self.knn_rows.len());
-        for (row, x) in index.knn_flat.chunks_exact(KNN_DIMS).enumerate() {
-            let i = self.knn_rows[row];
-            if Some(i) == exclude {
+        let rows = self.knn_rows.len();
+        // One dimension at a time over every row: the loops run across rows, in step.
+        let mut sums = vec![0f32; 2 * rows];
+        let (dist, count) = sums.split_at_mut(rows);
+        for (d, x) in e.knn.iter().enumerate() {
+            if x.is_nan() {
                 continue;
             }
-            let (mut d, mut m) = (0.0f32, 0usize);
-            for (a, b) in e.knn.iter().zip(x) {
-                let diff = a - b;
-                if !diff.is_nan() {
-                    d += diff * diff;
-                    m += 1;
-                }
+            let values = &index.knn_values[d * rows..(d + 1) * rows];
+            let known = &index.knn_known[d * rows..(d + 1) * rows];
+            for (((s, m), v), k) in dist.iter_mut().zip(count.iter_mut()).zip(values).zip(known) {
+                let diff = x - v;
+                *s += k * diff * diff;
+                *m += k;
             }
-            if m > 0 {
-                dists.push((d / m as f32, i));
+        }
+        let mut dists: Vec<(f32, usize)> = Vec::with_capacity(rows);
+        for ((s, m), &i) in dist.iter().zip(count.iter()).zip(&self.knn_rows) {
+            if *m > 0.0 && Some(i) != exclude {
+                dists.push((s / m, i));
             }
         }
         let k = K.min(dists.len());
@@ -259,10 +283,86 @@ impl Reference {
     /// Votes for many tracks in parallel; `loo` leaves each track out of its own votes (the
     /// tracks are then the reference itself, in order).
     pub fn votes_all(&self, encoded: &[&Encoded], loo: bool, classes: usize) -> Vec<f32> {
-        encoded
-            .par_iter()
+        let mut out = vec![0.0; encoded.len() * SOURCES * classes];
+        if classes == 0 {
+            return out;
+        }
+        out.par_chunks_mut(SOURCES * classes)
+            .zip(encoded.par_iter())
             .enumerate()
-            .flat_map_iter(|(i, e)| self.votes(e, loo.then_some(i), classes))
-            .collect()
+            .with_min_len(64)
+            .for_each(|(i, (slot, e))| self.votes_into(e, loo.then_some(i), classes, slot));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(knn: [f32; KNN_DIMS]) -> Encoded {
+        Encoded {
+            tokens: Vec::new(),
+            album: None,
+            artists: Vec::new(),
+            knn,
+        }
+    }
+
+    /// The neighbour distance spelled out: mean squared difference over the numbers both know.
+    fn distance(a: &[f32; KNN_DIMS], b: &[f32; KNN_DIMS]) -> Option<f32> {
+        let both: Vec<f32> = a
+            .iter()
+            .zip(b)
+            .filter(|(x, y)| !x.is_nan() && !y.is_nan())
+            .map(|(x, y)| (x - y) * (x - y))
+            .collect();
+        (!both.is_empty()).then(|| both.iter().sum::<f32>() / both.len() as f32)
+    }
+
+    #[test]
+    fn nearest_neighbours_compare_only_known_numbers() {
+        // 40 reference tracks with a varying pattern of missing numbers.
+        let rows: Vec<Encoded> = (0..40)
+            .map(|i| {
+                encoded(std::array::from_fn(|d| {
+                    if (i + d) % 4 == 0 || (i % 9 == 0 && d > 0) {
+                        f32::NAN
+                    } else {
+                        ((i * 7 + d * 3) % 11) as f32 / 3.0 - 1.5
+                    }
+                }))
+            })
+            .collect();
+        let refs: Vec<&Encoded> = rows.iter().collect();
+        let targets = (0..40)
+            .map(|i| vec![(i % 2) as f32, 1.0 - (i % 2) as f32])
+            .collect();
+        let reference = Reference::new(&refs, targets);
+        let index = reference.index.as_ref().expect("an index");
+        let query: [f32; KNN_DIMS] = std::array::from_fn(|d| {
+            if d == 2 {
+                f32::NAN
+            } else {
+                d as f32 / 5.0 - 1.0
+            }
+        });
+        for exclude in [None, Some(3)] {
+            let got = reference.nearest(index, &encoded(query), exclude);
+            let mut want: Vec<(f32, usize)> = rows
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != exclude)
+                .filter_map(|(i, r)| distance(&query, &r.knn).map(|d| (d, i)))
+                .collect();
+            want.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert_eq!(got.len(), K);
+            let mut got_d: Vec<f32> = got.iter().map(|(_, w)| -w.ln()).collect();
+            got_d.sort_by(f32::total_cmp);
+            for (g, (w, _)) in got_d.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-4, "distance {g} against {w}");
+            }
+            assert!(got.iter().all(|(i, _)| Some(*i) != exclude));
+        }
     }
 }
