@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LearnError;
 use super::device::{CPU_NAME, Compute};
-use super::features::{FEATURE_SCHEMA, KNN_DIMS, TokenMap, encode_all};
+use super::features::{FEATURE_SCHEMA, KNN_DIMS, TokenMap, encode, encode_all};
 use super::votes::{Reference, SOURCES};
 use crate::domain::{Label, LayerKind, LikedTrack, SublistId};
 
@@ -177,41 +177,138 @@ impl Net {
         }
     }
 
-    fn forward(&self, b: &Batch) -> Tensor<2> {
-        let [_, c] = self.tokens.dims();
-        let table = self.tokens.val();
-        let mut tok = table
-            .clone()
-            .select(0, b.idx.clone())
-            .reshape([b.n, b.t, c])
-            .mul(b.val.clone())
-            .sum_dim(1)
-            .reshape([b.n, c]);
-        if let Some(x) = &b.common {
-            let d = x.dims()[1];
-            tok = tok + x.clone().matmul(table.slice([1..d + 1, 0..c]));
-        }
-        let trust = self.trust.val().reshape([1, SOURCES, 1]);
-        let votes = (b.votes.clone() * trust).sum_dim(1).reshape([b.n, c]);
-        let logits = tok + votes + self.bias.val().reshape([1, c]);
-        match (&self.hidden, &self.out) {
-            (Some(h), Some(o)) => logits + o.forward(activation::relu(h.forward(b.dense.clone()))),
-            _ => logits,
-        }
+    /// Logits `[rows, classes]` of one block's input.
+    fn forward(&self, x: &Input) -> Tensor<2> {
+        let [v, c] = self.tokens.dims();
+        let hidden = match (&self.hidden, &self.out) {
+            (Some(h), Some(o)) => {
+                let width = h.weight.dims()[1];
+                let bias = |l: &Linear, n: usize| match &l.bias {
+                    Some(b) => b.val().reshape([1, n]),
+                    None => Tensor::zeros([1, n], &l.weight.device()),
+                };
+                Some(Hidden {
+                    hidden_w: h.weight.val().reshape([1, DENSE, width]),
+                    hidden_b: bias(h, width),
+                    out_w: o.weight.val().reshape([1, width, c]),
+                    out_b: bias(o, c),
+                })
+            }
+            _ => None,
+        };
+        let weights = Weights {
+            tokens: self.tokens.val().reshape([1, v, c]),
+            bias: self.bias.val().reshape([1, c]),
+            trust: self.trust.val().reshape([1, SOURCES]),
+            hidden,
+        };
+        weights.forward(x).reshape([x.m, c])
     }
 }
 
-/// Model input for a set of tracks.
-struct Batch {
-    n: usize,
-    t: usize,
-    /// The rarer tokens: indices into the token table, and their values.
-    idx: Tensor<1, Int>,
-    val: Tensor<3>,
-    /// The common tokens `1..=d` as dense columns (none when `d` is 0).
-    common: Option<Tensor<2>>,
-    votes: Tensor<3>,
-    dense: Tensor<2>,
+/// The weights of one or more blocks (entry `b` of each is block `b`), as the forward pass
+/// reads them.
+struct Weights {
+    /// `[blocks, vocabulary + 1, classes]`
+    tokens: Tensor<3>,
+    /// `[blocks, classes]`
+    bias: Tensor<2>,
+    /// `[blocks, SOURCES]`
+    trust: Tensor<2>,
+    hidden: Option<Hidden>,
+}
+
+/// The hidden network's weights, one per block.
+struct Hidden {
+    /// `[blocks, DENSE, hidden]`
+    hidden_w: Tensor<3>,
+    /// `[blocks, hidden]`
+    hidden_b: Tensor<2>,
+    /// `[blocks, hidden, classes]`
+    out_w: Tensor<3>,
+    /// `[blocks, classes]`
+    out_b: Tensor<2>,
+}
+
+impl Weights {
+    /// Logits `[blocks, rows, classes]`: each block's weights on its own rows.
+    fn forward(self, x: &Input) -> Tensor<3> {
+        let [b, v, c] = self.tokens.dims();
+        let m = x.m;
+        let mut logits = match &x.tokens {
+            TokenInput::Split {
+                t,
+                idx,
+                val,
+                common,
+            } => {
+                let rare = self
+                    .tokens
+                    .clone()
+                    .reshape([b * v, c])
+                    .select(0, idx.clone())
+                    .reshape([b * m, *t, c])
+                    .mul(val.clone())
+                    .sum_dim(1)
+                    .reshape([b, m, c]);
+                match common {
+                    Some(common) => {
+                        let d = common.dims()[2];
+                        rare + common
+                            .clone()
+                            .matmul(self.tokens.slice([0..b, 1..d + 1, 0..c]))
+                    }
+                    None => rare,
+                }
+            }
+            TokenInput::Summed(summed) => summed.clone(),
+        };
+        let trust = self.trust.reshape([b, 1, SOURCES, 1]);
+        let votes = (x.votes.clone() * trust).sum_dim(2).reshape([b, m, c]);
+        logits = logits + votes + self.bias.reshape([b, 1, c]);
+        if let Some(h) = self.hidden {
+            let width = h.hidden_b.dims()[1];
+            let hidden = activation::relu(
+                x.dense.clone().matmul(h.hidden_w) + h.hidden_b.reshape([b, 1, width]),
+            );
+            logits = logits + hidden.matmul(h.out_w) + h.out_b.reshape([b, 1, c]);
+        }
+        logits
+    }
+}
+
+/// Model input: the rows of one or more blocks, each block padded to the same number of rows
+/// (padding rows have no tokens, votes or numbers, and weigh nothing in training).
+struct Input {
+    /// Rows per block.
+    m: usize,
+    tokens: TokenInput,
+    /// `[blocks, m, SOURCES, classes]`
+    votes: Tensor<4>,
+    /// `[blocks, m, DENSE]`
+    dense: Tensor<3>,
+}
+
+/// The token part of the input. One value per forward pass, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum TokenInput {
+    /// The tokens themselves, for training: the common tokens `1..=d` as dense columns, the
+    /// rarer ones as padded lists.
+    Split {
+        /// Rarer tokens per row, padded.
+        t: usize,
+        /// Rarer tokens: indices into the blocks' token tables laid end to end,
+        /// `[blocks * m * t]` (index 0 of each table is the zero padding row).
+        idx: Tensor<1, Int>,
+        /// Their values, `[blocks * m, t, 1]`.
+        val: Tensor<3>,
+        /// `[blocks, m, d]` (none when `d` is 0).
+        common: Option<Tensor<3>>,
+    },
+    /// Each row's tokens already weighed by the token table, `[1, m, classes]`, for scoring:
+    /// a sparse sum of about a hundred rows of a small table, which plain loops do several
+    /// times faster than a gather or a dense product.
+    Summed(Tensor<3>),
 }
 
 /// Token rows split into dense columns for tokens `1..=d` (`[rows, d]`) and padded lists of
@@ -257,27 +354,89 @@ fn split_rows<'a>(
     out
 }
 
-impl Batch {
-    fn new(
-        rows: &[Vec<(u32, f32)>],
-        dense: &[[f32; KNN_DIMS]],
+impl Input {
+    /// The input of one block of `m` rows whose tokens are already weighed (`summed`,
+    /// `[m, c]`), with their votes (`SOURCES * c` per row) and numbers.
+    fn summed(
+        summed: Vec<f32>,
+        numbers: &[[f32; KNN_DIMS]],
         votes: Vec<f32>,
-        classes: usize,
-        d: usize,
+        c: usize,
         device: &Device,
-    ) -> Batch {
-        let n = rows.len();
-        let split = split_rows(rows.iter().map(|r| Some(r.as_slice())), d);
+    ) -> Input {
+        let m = numbers.len();
+        Input {
+            m,
+            tokens: TokenInput::Summed(Tensor::from_data(
+                TensorData::new(summed, [1, m, c]),
+                device,
+            )),
+            votes: Tensor::from_data(TensorData::new(votes, [1, m, SOURCES, c]), device),
+            dense: Tensor::from_data(TensorData::new(dense_input(numbers), [1, m, DENSE]), device),
+        }
+    }
+}
+
+/// What the model reads of a set of tracks, before it becomes tensors: token rows (indices
+/// into the token table, values) and the scaled numbers.
+struct Features<'a> {
+    tokens: &'a [Vec<(u32, f32)>],
+    numbers: &'a [[f32; KNN_DIMS]],
+}
+
+impl Input {
+    /// The input of blocks whose rows are `rows[b]` (indices into `features`), with their
+    /// neighbour votes `votes[b]` (`SOURCES * c` per row, in the same order).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        features: &Features<'_>,
+        rows: &[&[usize]],
+        votes: &[&[f32]],
+        d: usize,
+        vocab_rows: usize,
+        c: usize,
+        device: &Device,
+    ) -> Input {
+        let b = rows.len();
+        let m = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+        let slots = (0..b).flat_map(|k| (0..m).map(move |j| (k, j)));
+        let split = split_rows(
+            slots
+                .clone()
+                .map(|(k, j)| rows[k].get(j).map(|&i| features.tokens[i].as_slice())),
+            d,
+        );
         let t = split.t;
-        Batch {
-            n,
-            t,
-            idx: Tensor::from_data(TensorData::new(split.idx, [n * t]), device),
-            val: Tensor::from_data(TensorData::new(split.val, [n, t, 1]), device),
-            common: (d > 0)
-                .then(|| Tensor::from_data(TensorData::new(split.common, [n, d]), device)),
-            votes: Tensor::from_data(TensorData::new(votes, [n, SOURCES, classes]), device),
-            dense: Tensor::from_data(TensorData::new(dense_input(dense), [n, DENSE]), device),
+        let mut idx = split.idx;
+        if b > 1 {
+            for (slot, chunk) in idx.chunks_mut(t).enumerate() {
+                let offset = (slot / m * vocab_rows) as i32;
+                chunk.iter_mut().for_each(|x| *x += offset);
+            }
+        }
+        let mut v = vec![0f32; b * m * SOURCES * c];
+        let mut numbers = vec![[f32::NAN; KNN_DIMS]; b * m];
+        for k in 0..b {
+            let len = rows[k].len() * SOURCES * c;
+            v[k * m * SOURCES * c..k * m * SOURCES * c + len].copy_from_slice(&votes[k][..len]);
+            for (j, &i) in rows[k].iter().enumerate() {
+                numbers[k * m + j] = features.numbers[i];
+            }
+        }
+        Input {
+            m,
+            tokens: TokenInput::Split {
+                t,
+                idx: Tensor::from_data(TensorData::new(idx, [b * m * t]), device),
+                val: Tensor::from_data(TensorData::new(split.val, [b * m, t, 1]), device),
+                common: (d > 0)
+                    .then(|| Tensor::from_data(TensorData::new(split.common, [b, m, d]), device)),
+            },
+            votes: Tensor::from_data(TensorData::new(v, [b, m, SOURCES, c]), device),
+            dense: Tensor::from_data(
+                TensorData::new(dense_input(&numbers), [b, m, DENSE]),
+                device,
+            ),
         }
     }
 }
@@ -297,6 +456,8 @@ pub struct TrainedModel {
     dense_tokens: usize,
     metrics: Metrics,
     net: Net,
+    /// The token table of `net` (`[vocabulary + 1, outputs]`), on the CPU for scoring.
+    table: Vec<f32>,
     /// Where the weights are, so where scoring runs.
     device: Device,
     scores_on: String,
@@ -757,6 +918,7 @@ fn train_unless_stopped(
             threshold: (!rules.mutual && threshold <= 1.0).then_some(threshold),
             device: trained_on.to_string(),
         },
+        table: read(net.tokens.val()),
         net: net.to_device(&cpu),
         device: cpu,
         scores_on: CPU_NAME.to_string(),
@@ -764,8 +926,8 @@ fn train_unless_stopped(
     })
 }
 
-/// One chunk's model input before it becomes tensors: token rows, numbers, votes.
-type Inputs = (Vec<Vec<(u32, f32)>>, Vec<[f32; KNN_DIMS]>, Vec<f32>);
+/// One chunk's model input before it becomes tensors: weighed tokens, numbers, votes.
+type Inputs = (Vec<f32>, Vec<[f32; KNN_DIMS]>, Vec<f32>);
 
 fn dense_input(rows: &[[f32; KNN_DIMS]]) -> Vec<f32> {
     let mut out = Vec::with_capacity(rows.len() * DENSE);
@@ -798,6 +960,11 @@ fn stratified_folds(sets: &[&Vec<usize>], folds: usize, k: usize) -> Vec<usize> 
         })
         .collect()
 }
+
+/// The most tracks scored in one chunk (bounds the memory of one forward pass).
+const MAX_CHUNK: usize = 4096;
+/// The fewest tracks worth a chunk of their own.
+const MIN_CHUNK: usize = 256;
 
 /// The most tokens that enter the model as dense columns.
 const MAX_DENSE_TOKENS: usize = 1024;
@@ -841,78 +1008,10 @@ pub(crate) struct BlockNet {
     hidden: Option<BlockHidden>,
 }
 
-/// The input of every block, padded to the same number of rows (padding rows weigh 0).
-struct BlockBatch {
-    /// Rows per block.
-    m: usize,
-    t: usize,
-    /// Rarer tokens: indices into the blocks' token tables laid end to end.
-    idx: Tensor<1, Int>,
-    /// `[blocks * m, t, 1]`
-    val: Tensor<3>,
-    /// `[blocks, m, d]`
-    common: Option<Tensor<3>>,
-    /// `[blocks, m, SOURCES, classes]`
-    votes: Tensor<4>,
-    /// `[blocks, m, DENSE]`
-    dense: Tensor<3>,
-}
-
-impl BlockBatch {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        all: &Prepared,
-        rows: &[&[usize]],
-        votes: &[&[f32]],
-        d: usize,
-        vocab_rows: usize,
-        c: usize,
-        device: &Device,
-    ) -> BlockBatch {
-        let b = rows.len();
-        let m = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
-        let slots = (0..b).flat_map(|k| (0..m).map(move |j| (k, j)));
-        let split = split_rows(
-            slots
-                .clone()
-                .map(|(k, j)| rows[k].get(j).map(|&i| all.rows[i].as_slice())),
-            d,
-        );
-        let t = split.t;
-        let mut idx = split.idx;
-        for (slot, chunk) in idx.chunks_mut(t).enumerate() {
-            let offset = (slot / m * vocab_rows) as i32;
-            chunk.iter_mut().for_each(|x| *x += offset);
-        }
-        let mut v = vec![0f32; b * m * SOURCES * c];
-        let mut numbers = vec![[f32::NAN; KNN_DIMS]; b * m];
-        for k in 0..b {
-            let len = rows[k].len() * SOURCES * c;
-            v[k * m * SOURCES * c..k * m * SOURCES * c + len].copy_from_slice(&votes[k][..len]);
-            for (j, &i) in rows[k].iter().enumerate() {
-                numbers[k * m + j] = all.dense[i];
-            }
-        }
-        BlockBatch {
-            m,
-            t,
-            idx: Tensor::from_data(TensorData::new(idx, [b * m * t]), device),
-            val: Tensor::from_data(TensorData::new(split.val, [b * m, t, 1]), device),
-            common: (d > 0)
-                .then(|| Tensor::from_data(TensorData::new(split.common, [b, m, d]), device)),
-            votes: Tensor::from_data(TensorData::new(v, [b, m, SOURCES, c]), device),
-            dense: Tensor::from_data(
-                TensorData::new(dense_input(&numbers), [b, m, DENSE]),
-                device,
-            ),
-        }
-    }
-}
-
 /// What a batched training learns from.
 struct BlockData {
-    train: BlockBatch,
-    held: Option<BlockBatch>,
+    train: Input,
+    held: Option<Input>,
     held_rows: usize,
     /// `[blocks, m, classes]`
     targets: Tensor<3>,
@@ -937,13 +1036,17 @@ impl BlockData {
         let b = blocks.len();
         let train_rows: Vec<&[usize]> = blocks.iter().map(|k| k.train.as_slice()).collect();
         let train_votes: Vec<&[f32]> = blocks.iter().map(|k| k.train_votes.as_slice()).collect();
-        let train = BlockBatch::new(all, &train_rows, &train_votes, d, vocab_rows, c, &ad);
+        let features = Features {
+            tokens: &all.rows,
+            numbers: &all.dense,
+        };
+        let train = Input::new(&features, &train_rows, &train_votes, d, vocab_rows, c, &ad);
         let m = train.m;
         let held_rows = blocks.iter().map(|k| k.held.len()).max().unwrap_or(0);
         let held = (held_rows > 0).then(|| {
             let rows: Vec<&[usize]> = blocks.iter().map(|k| k.held.as_slice()).collect();
             let votes: Vec<&[f32]> = blocks.iter().map(|k| k.held_votes.as_slice()).collect();
-            BlockBatch::new(all, &rows, &votes, d, vocab_rows, c, device)
+            Input::new(&features, &rows, &votes, d, vocab_rows, c, device)
         });
         let mut targets = vec![0f32; b * m * c];
         let mut weights = vec![0f32; b * m];
@@ -1019,33 +1122,19 @@ impl BlockNet {
         }
     }
 
-    fn forward(&self, x: &BlockBatch) -> Tensor<3> {
-        let [b, v, c] = self.tokens.dims();
-        let m = x.m;
-        let table = self.tokens.val();
-        let mut logits = table
-            .clone()
-            .reshape([b * v, c])
-            .select(0, x.idx.clone())
-            .reshape([b * m, x.t, c])
-            .mul(x.val.clone())
-            .sum_dim(1)
-            .reshape([b, m, c]);
-        if let Some(common) = &x.common {
-            let d = common.dims()[2];
-            logits = logits + common.clone().matmul(table.slice([0..b, 1..d + 1, 0..c]));
+    fn forward(&self, x: &Input) -> Tensor<3> {
+        Weights {
+            tokens: self.tokens.val(),
+            bias: self.bias.val(),
+            trust: self.trust.val(),
+            hidden: self.hidden.as_ref().map(|h| Hidden {
+                hidden_w: h.hidden_w.val(),
+                hidden_b: h.hidden_b.val(),
+                out_w: h.out_w.val(),
+                out_b: h.out_b.val(),
+            }),
         }
-        let trust = self.trust.val().reshape([b, 1, SOURCES, 1]);
-        let votes = (x.votes.clone() * trust).sum_dim(2).reshape([b, m, c]);
-        logits = logits + votes + self.bias.val().reshape([b, 1, c]);
-        if let Some(h) = &self.hidden {
-            let width = h.hidden_b.dims()[1];
-            let hidden = activation::relu(
-                x.dense.clone().matmul(h.hidden_w.val()) + h.hidden_b.val().reshape([b, 1, width]),
-            );
-            logits = logits + hidden.matmul(h.out_w.val()) + h.out_b.val().reshape([b, 1, c]);
-        }
-        logits
+        .forward(x)
     }
 
     /// Sum over blocks of each block's L2 factor times its squared weights.
@@ -1184,34 +1273,42 @@ impl TrainedModel {
     /// that device is the CPU.
     fn logits(&self, tracks: &[LikedTrack]) -> Vec<f32> {
         let c = outputs(self.kind, self.classes.len());
+        // One chunk per thread (more for many tracks, to bound the memory of one chunk).
+        let threads = rayon::current_num_threads().max(1);
+        let chunks = tracks.len().div_ceil(MAX_CHUNK).next_multiple_of(threads);
+        let size = tracks.len().div_ceil(chunks.max(1)).max(MIN_CHUNK);
         let inputs = |chunk: &[LikedTrack]| {
-            let encoded = encode_all(chunk);
-            let refs: Vec<_> = encoded.iter().collect();
-            let votes = self.reference.votes_all(&refs, false, c);
-            let rows: Vec<_> = encoded
-                .iter()
-                .map(|e| token_row(&e.tokens, &self.lookup))
-                .collect();
-            let dense: Vec<_> = encoded.iter().map(|e| e.knn).collect();
-            (rows, dense, votes)
+            let encoded: Vec<_> = chunk.iter().map(encode).collect();
+            let mut votes = vec![0f32; chunk.len() * SOURCES * c];
+            let mut summed = vec![0f32; chunk.len() * c];
+            let rows = votes
+                .chunks_exact_mut(SOURCES * c)
+                .zip(summed.chunks_exact_mut(c));
+            for (e, (votes, summed)) in encoded.iter().zip(rows) {
+                self.reference.votes_into(e, None, c, votes);
+                for (h, v) in &e.tokens {
+                    if let Some(&k) = self.lookup.get(h) {
+                        let k = k as usize;
+                        for (s, w) in summed.iter_mut().zip(&self.table[k * c..(k + 1) * c]) {
+                            *s += v * w;
+                        }
+                    }
+                }
+            }
+            let numbers: Vec<_> = encoded.iter().map(|e| e.knn).collect();
+            (summed, numbers, votes)
         };
-        let forward = |(rows, dense, votes): Inputs| {
-            read(self.net.forward(&Batch::new(
-                &rows,
-                &dense,
-                votes,
-                c,
-                self.dense_tokens,
-                &self.device,
-            )))
+        let forward = |(summed, numbers, votes): Inputs| {
+            let input = Input::summed(summed, &numbers, votes, c, &self.device);
+            read(self.net.forward(&input))
         };
         let chunks: Vec<Vec<f32>> = if self.parallel {
             tracks
-                .par_chunks(2048)
+                .par_chunks(size)
                 .map(|chunk| forward(inputs(chunk)))
                 .collect()
         } else {
-            let prepared: Vec<Inputs> = tracks.par_chunks(2048).map(inputs).collect();
+            let prepared: Vec<Inputs> = tracks.par_chunks(size).map(inputs).collect();
             prepared.into_iter().map(forward).collect()
         };
         chunks.concat()
@@ -1328,7 +1425,9 @@ impl TrainedModel {
             .enumerate()
             .map(|(i, h)| (*h, i as u32 + 1))
             .collect();
+        let table = read(net.tokens.val());
         Ok(TrainedModel {
+            table,
             kind: meta.kind,
             classes: meta.classes,
             vocab: meta.vocab,
@@ -1371,6 +1470,111 @@ mod tests {
         assert_eq!(set_f1(&[1], &[]), 0.0);
         assert_eq!(set_f1(&[], &[1]), 0.0);
         assert!((set_f1(&[1, 2], &[1]) - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    /// `n` tracks in three groups that differ in artists, albums, words and sound, some with
+    /// numbers missing; the label is the group.
+    fn grouped_tracks(n: usize) -> (Vec<LikedTrack>, Vec<Vec<usize>>) {
+        use crate::domain::{AudioFeatures, Track, TrackId};
+        use chrono::TimeZone;
+        (0..n)
+            .map(|i| {
+                let g = i % 3;
+                let id = TrackId::parse(&format!("{:0>22}", i)).expect("a track id");
+                let mut t = Track::bare(id, format!("Song {} of group {g} take {}", i, i % 7));
+                t.artists = vec![(Some(format!("artist{}", g * 10 + i % 4)), "A".into())];
+                t.album_id = Some(format!("album{}", g * 100 + i % 9));
+                t.album_name = Some(format!("Album {}", i % 5));
+                t.release_date = (i % 4 != 0).then(|| format!("{}-01-01", 1990 + g * 10 + i % 6));
+                t.duration_ms = Some(150_000 + 20_000 * g as u32 + (i as u32 % 13) * 1000);
+                if i % 5 != 0 {
+                    let x = 0.2 + 0.3 * g as f32 + 0.01 * (i % 10) as f32;
+                    t.audio = Some(AudioFeatures::from_values([
+                        x,
+                        x,
+                        5.0,
+                        -8.0 + x,
+                        1.0,
+                        x / 3.0,
+                        x / 2.0,
+                        0.01,
+                        0.1,
+                        x,
+                        90.0 + 30.0 * x,
+                    ]));
+                }
+                let liked = LikedTrack {
+                    track: t,
+                    added_at: chrono::Utc
+                        .with_ymd_and_hms(2023, 1, 1 + i as u32 % 28, 0, 0, 0)
+                        .unwrap(),
+                };
+                (liked, vec![g])
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn scoring_weighs_tokens_as_the_training_forward_does() {
+        let (tracks, labels) = grouped_tracks(90);
+        let ids: Vec<SublistId> = (0..3).map(SublistId).collect();
+        for hidden in [0, 4] {
+            let config = TrainConfig {
+                max_epochs: 20,
+                hidden,
+                ..TrainConfig::default()
+            };
+            let model = train(
+                &Compute::cpu(),
+                LayerKind::MutualIncomplete,
+                &ids,
+                &tracks,
+                &labels,
+                &config,
+                &mut |_| {},
+            )
+            .expect("it trains");
+            assert!(model.dense_tokens > 0, "some tokens are dense columns");
+            let c = outputs(model.kind, ids.len());
+            let scored = model.logits(&tracks);
+
+            // The same tracks through the input training builds: dense and sparse tokens.
+            let encoded = encode_all(&tracks);
+            let refs: Vec<_> = encoded.iter().collect();
+            let votes = model.reference.votes_all(&refs, false, c);
+            let tokens: Vec<_> = encoded
+                .iter()
+                .map(|e| token_row(&e.tokens, &model.lookup))
+                .collect();
+            let numbers: Vec<_> = encoded.iter().map(|e| e.knn).collect();
+            let rows: Vec<usize> = (0..tracks.len()).collect();
+            let features = Features {
+                tokens: &tokens,
+                numbers: &numbers,
+            };
+            let input = Input::new(
+                &features,
+                &[rows.as_slice()],
+                &[votes.as_slice()],
+                model.dense_tokens,
+                model.vocab.len() + 1,
+                c,
+                &model.device,
+            );
+            let trained = read(model.net.forward(&input));
+            assert_eq!(scored.len(), tracks.len() * c);
+            assert_eq!(trained.len(), scored.len());
+            let worst = scored
+                .iter()
+                .zip(&trained)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-4, "scoring differs from training by {worst}");
+            assert!(
+                scored.iter().any(|x| x.abs() > 0.1),
+                "the model learned something"
+            );
+        }
     }
 
     #[test]
