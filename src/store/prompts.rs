@@ -12,6 +12,10 @@ use sqlx::sqlite::SqliteRow;
 use super::{Result, Store, StoreError};
 use crate::domain::{Label, LayerId, MemberId, TrackId};
 
+/// A prompt recorded but not posted within this long was lost (the process stopped between
+/// the two): it is forgotten, so that it no longer takes up the member's budget.
+const UNPOSTED_AFTER_MINUTES: i64 = 5;
+
 /// A prompt in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PromptId(pub i64);
@@ -229,6 +233,19 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok(n as u32)
+    }
+
+    /// How many more prompts the member's budget of open prompts allows, after forgetting the
+    /// ones a stopped process recorded and never posted. A member the bot does not know has
+    /// no room.
+    pub async fn prompt_room(&self, member: MemberId) -> Result<u32> {
+        let before = self.now() - chrono::Duration::minutes(UNPOSTED_AFTER_MINUTES);
+        self.reclaim_unposted_prompts(member, before).await?;
+        let budget = self
+            .member_settings(member)
+            .await?
+            .map_or(0, |s| s.prompt_budget);
+        Ok(budget.saturating_sub(self.open_prompt_count(member).await?))
     }
 }
 
