@@ -5,12 +5,11 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{Result, Store, StoreError};
-use crate::domain::{Label, LayerId, MemberId, TrackId};
+use crate::domain::{Guess, LayerId, MemberId, TrackId};
 
 /// A prompt recorded but not posted within this long was lost (the process stopped between
 /// the two): it is forgotten, so that it no longer takes up the member's budget.
@@ -84,15 +83,9 @@ pub struct Prompt {
     pub track: TrackId,
     pub channel_id: Option<u64>,
     pub message_id: Option<u64>,
-    /// The model's guess when the prompt was made, and its confidence.
-    pub guess: Option<(Label, f32)>,
+    /// The model's guess when the prompt was made: its confidence and its evidence.
+    pub guess: Option<Guess>,
     pub state: PromptState,
-}
-
-#[derive(Serialize, Deserialize)]
-struct GuessJson {
-    label: Label,
-    confidence: f32,
 }
 
 fn prompt_from_row(r: &SqliteRow) -> Result<Prompt> {
@@ -102,8 +95,7 @@ fn prompt_from_row(r: &SqliteRow) -> Result<Prompt> {
     let guess: Option<String> = r.get("guess");
     let guess = match guess {
         Some(g) => {
-            let g: GuessJson = serde_json::from_str(&g).map_err(|_| corrupt("guess"))?;
-            Some((g.label, g.confidence))
+            Some(serde_json::from_str(&g).map_err(|_| corrupt("guess"))?)
         }
         None => None,
     };
@@ -139,10 +131,10 @@ impl Store {
         member: MemberId,
         layer: LayerId,
         track: &TrackId,
-        guess: Option<(Label, f32)>,
+        guess: Option<&Guess>,
     ) -> Result<Option<PromptId>> {
         let guess = guess
-            .map(|(label, confidence)| serde_json::to_string(&GuessJson { label, confidence }))
+            .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let id: Option<i64> = sqlx::query_scalar(
@@ -398,7 +390,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{LayerRules, SublistId, Track};
+    use crate::domain::{Label, LayerRules, SublistId, Track, Why, WhyBasis};
 
     async fn fresh() -> (tempfile::TempDir, Store, LayerId, TrackId) {
         let dir = tempfile::tempdir().unwrap();
@@ -427,9 +419,16 @@ mod tests {
     #[tokio::test]
     async fn prompts_round_trip_by_id_and_message() {
         let (_dir, store, layer, track) = fresh().await;
-        let guess = Some((Label::one(SublistId(3)), 0.5));
+        let guess = Some(Guess {
+            label: Label::one(SublistId(3)),
+            confidence: 0.5,
+            why: Some(Why {
+                basis: WhyBasis::Artist,
+                tracks: vec!["Song A".into(), "Song B".into()],
+            }),
+        });
         let id = store
-            .create_prompt(MemberId(1), layer, &track, guess.clone())
+            .create_prompt(MemberId(1), layer, &track, guess.as_ref())
             .await
             .unwrap()
             .unwrap();
@@ -490,7 +489,7 @@ mod tests {
 #[cfg(test)]
 mod closing {
     use super::*;
-    use crate::domain::{LabelSource, LayerRules, LikedTrack, Track};
+    use crate::domain::{Label, LabelSource, LayerRules, LikedTrack, Track};
     use crate::store::SyncState;
 
     fn id(n: u32) -> TrackId {
