@@ -175,15 +175,26 @@ impl App {
         self.take_turns(member, per_layer).await
     }
 
-    /// One question from each layer in turn, the layers with the fewest prompts waiting for an
-    /// answer first, so that a budget of a few prompts reaches every layer over time.
+    /// One question from each layer in turn, so that a budget of a few prompts reaches every
+    /// layer over time: the layer asked about longest ago (or never) first, except that a layer
+    /// already holding its share of the budget in unanswered prompts waits until the others
+    /// had their turn.
     async fn take_turns(
         &self,
         member: MemberId,
         mut per_layer: Vec<(LayerId, Vec<PromptRequest>)>,
     ) -> anyhow::Result<Vec<PromptRequest>> {
-        let open = self.store().open_prompts_by_layer(member).await?;
-        per_layer.sort_by_key(|(layer, _)| (open.get(layer).copied().unwrap_or(0), layer.0));
+        let turns = self.store().prompt_turns(member).await?;
+        let budget = self
+            .store()
+            .member_settings(member)
+            .await?
+            .map_or(0, |s| s.prompt_budget);
+        let share = budget.div_ceil(per_layer.len().max(1) as u32).max(1);
+        per_layer.sort_by_key(|(layer, _)| {
+            let (open, last_asked) = turns.get(layer).copied().unwrap_or((0, None));
+            (open >= share, last_asked, layer.0)
+        });
         Ok(round_robin(
             per_layer
                 .into_iter()

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::domain::{Guess, Why, WhyBasis};
-use crate::domain::{Label, LayerId, MemberId, SublistId, Track};
+use crate::domain::{LayerId, MemberId, SublistId, Track};
 
 pub use poise::serenity_prelude::async_trait;
 

@@ -94,9 +94,7 @@ fn prompt_from_row(r: &SqliteRow) -> Result<Prompt> {
     let track: String = r.get("track_id");
     let guess: Option<String> = r.get("guess");
     let guess = match guess {
-        Some(g) => {
-            Some(serde_json::from_str(&g).map_err(|_| corrupt("guess"))?)
-        }
+        Some(g) => Some(serde_json::from_str(&g).map_err(|_| corrupt("guess"))?),
         None => None,
     };
     let state: String = r.get("state");
@@ -320,19 +318,28 @@ impl Store {
         Ok(out)
     }
 
-    /// How many prompts wait for an answer (pending or open) in each of the member's layers.
-    pub async fn open_prompts_by_layer(&self, member: MemberId) -> Result<HashMap<LayerId, u32>> {
+    /// Per layer of the member's that was ever asked about: how many of its prompts wait for
+    /// an answer (pending or open), and when it was last asked about.
+    pub async fn prompt_turns(
+        &self,
+        member: MemberId,
+    ) -> Result<HashMap<LayerId, (u32, Option<DateTime<Utc>>)>> {
         let rows = sqlx::query(
-            "SELECT layer_id, COUNT(*) AS n FROM prompts \
-             WHERE member_id = ? AND state IN ('pending', 'open') GROUP BY layer_id",
+            "SELECT layer_id, SUM(state IN ('pending', 'open')) AS open, \
+                 MAX(created_at) AS last FROM prompts WHERE member_id = ? GROUP BY layer_id",
         )
         .bind(member.0 as i64)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (LayerId(r.get("layer_id")), r.get::<i64, _>("n") as u32))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let last: Option<DateTime<Utc>> = r.try_get("last")?;
+                Ok((
+                    LayerId(r.try_get("layer_id")?),
+                    (r.try_get::<i64, _>("open")? as u32, last),
+                ))
+            })
+            .collect()
     }
 
     /// When the member's last digest was posted, and the (layer, track) pairs it counted.

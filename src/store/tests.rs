@@ -797,7 +797,7 @@ async fn the_sort_revision_moves_with_what_a_sort_reads_and_not_with_a_sync_seei
     s.save_liked_page(m, std::slice::from_ref(&liked), s.now(), &state)
         .await
         .unwrap();
-    s.touch_liked(m, &[liked.track.id.clone()], s.now())
+    s.touch_liked(m, std::slice::from_ref(&liked.track.id), s.now())
         .await
         .unwrap();
     assert_eq!(s.sort_revision(m).await.unwrap(), Some((r, true)));

@@ -637,10 +637,7 @@ async fn a_new_track_is_posted_with_its_reactions_and_buttons_and_keeps_its_why(
     // An answer redraws the prompt from the store: the guess keeps its evidence.
     let message = p.message_id.expect("the prompt's message is recorded");
     h.fake
-        .dispatch(
-            "MESSAGE_REACTION_ADD",
-            reaction(ADA, dm, message, "🌙"),
-        )
+        .dispatch("MESSAGE_REACTION_ADD", reaction(ADA, dm, message, "🌙"))
         .await;
     let edit = h.nth_edit(dm, message, 1).await;
     assert_eq!(edit["embeds"][0]["fields"][1]["value"], guess);
