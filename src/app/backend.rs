@@ -15,7 +15,7 @@ use crate::discord::{
     LinkToConfirm, Linked, MemberStatus, Notifier, PlaylistSummary, PromptRequest, QueuedJob,
     RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate, Why, WhyBasis, async_trait,
 };
-use crate::domain::{LayerId, MemberId, SpotifyAccount};
+use crate::domain::{LayerId, MemberId, SpotifyAccount, TrackId};
 use crate::jobs::{CancelOutcome, JobKind, JobStatus, Priority};
 use crate::spotify::{LinkError, Notice, SpotifyError};
 use crate::store::{JobState, PromptState};
@@ -116,72 +116,85 @@ impl App {
         member: MemberId,
         outcome: &SortOutcome,
     ) -> anyhow::Result<Vec<PromptRequest>> {
-        let mut per_layer = Vec::new();
-        for layer in &outcome.layers {
-            if layer.waiting.is_empty() {
-                continue;
-            }
-            let asked = self.store().prompt_states(layer.layer).await?;
-            let ids: HashSet<_> = layer
-                .waiting
-                .iter()
-                .filter(|t| asked.get(*t).is_none_or(|s| *s == PromptState::Closed))
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
-            let mut candidates: Vec<_> = self
-                .store()
-                .liked_tracks(member)
-                .await?
-                .into_iter()
-                .filter(|t| ids.contains(&t.track.id))
-                .collect();
-            candidates.reverse();
-            let questions = self
-                .questions(member, layer.layer, candidates, usize::MAX)
-                .await?;
-            per_layer.push((layer.layer, questions));
-        }
-        // A sort of some layers (after an answer) leaves the others' waiting tracks as they
-        // were: they take their turn too, or one layer's answers would keep the rest unasked.
         let sorted: HashSet<LayerId> = outcome.layers.iter().map(|l| l.layer).collect();
+        // What waits in each layer: what the sort left waiting, and in layers it did not
+        // cover (a sort of one layer, after an answer) every track with no label at all, so
+        // that one layer's answers do not keep the rest unasked.
+        let mut waiting: Vec<(LayerId, HashSet<TrackId>)> = outcome
+            .layers
+            .iter()
+            .filter(|l| !l.waiting.is_empty())
+            .map(|l| (l.layer, l.waiting.iter().cloned().collect()))
+            .collect();
+        let mut liked_ids = None;
         for l in self.store().layers(member).await? {
             if sorted.contains(&l.id) || l.sublists.is_empty() {
                 continue;
             }
-            let placed: HashSet<_> = self
+            let placed: HashSet<TrackId> = self
                 .store()
                 .labels(l.id)
                 .await?
                 .into_iter()
                 .map(|x| x.track)
                 .collect();
-            let mut candidates: Vec<_> = self
-                .unlabelled(member, l.id, false)
-                .await?
+            let liked = match &mut liked_ids {
+                Some(ids) => ids,
+                None => liked_ids.insert(self.store().liked_ids(member).await?),
+            };
+            let open = liked.iter().filter(|t| !placed.contains(*t)).cloned();
+            waiting.push((l.id, open.collect()));
+        }
+        let mut per_layer = Vec::new();
+        let mut liked = None;
+        for (layer, ids) in waiting {
+            let asked = self.store().prompt_states(layer).await?;
+            let ids: HashSet<_> = ids
                 .into_iter()
-                .filter(|t| !placed.contains(&t.track.id))
+                .filter(|t| asked.get(t).is_none_or(|s| *s == PromptState::Closed))
                 .collect();
-            if candidates.is_empty() {
+            if ids.is_empty() {
                 continue;
             }
-            candidates.reverse();
-            let questions = self.questions(member, l.id, candidates, usize::MAX).await?;
-            per_layer.push((l.id, questions));
+            let liked = match &mut liked {
+                Some(liked) => liked,
+                None => liked.insert(self.store().liked_tracks(member).await?),
+            };
+            // Newest first among equals.
+            let candidates: Vec<_> = liked
+                .iter()
+                .rev()
+                .filter(|t| ids.contains(&t.track.id))
+                .cloned()
+                .collect();
+            let questions = self
+                .questions(member, layer, candidates, usize::MAX)
+                .await?;
+            per_layer.push((layer, questions));
         }
         self.take_turns(member, per_layer).await
     }
 
-    /// One question from each layer in turn, the layers with the fewest prompts waiting for an
-    /// answer first, so that a budget of a few prompts reaches every layer over time.
+    /// One question from each layer in turn, so that a budget of a few prompts reaches every
+    /// layer over time: the layer asked about longest ago (or never) first, except that a layer
+    /// already holding its share of the budget in unanswered prompts waits until the others
+    /// had their turn.
     async fn take_turns(
         &self,
         member: MemberId,
         mut per_layer: Vec<(LayerId, Vec<PromptRequest>)>,
     ) -> anyhow::Result<Vec<PromptRequest>> {
-        let open = self.store().open_prompts_by_layer(member).await?;
-        per_layer.sort_by_key(|(layer, _)| (open.get(layer).copied().unwrap_or(0), layer.0));
+        let turns = self.store().prompt_turns(member).await?;
+        let budget = self
+            .store()
+            .member_settings(member)
+            .await?
+            .map_or(0, |s| s.prompt_budget);
+        let share = budget.div_ceil(per_layer.len().max(1) as u32).max(1);
+        per_layer.sort_by_key(|(layer, _)| {
+            let (open, last_asked) = turns.get(layer).copied().unwrap_or((0, None));
+            (open >= share, last_asked, layer.0)
+        });
         Ok(round_robin(
             per_layer
                 .into_iter()
@@ -192,27 +205,31 @@ impl App {
 
     /// After a sort: closes the prompts it settled, asks about what waits, and announces what
     /// changed (when `announce`). Telling the member never fails the work that was done: a
-    /// member who can't be reached is logged.
+    /// member who can't be reached is logged. Returns whether every step went through.
     pub(crate) async fn tell_member(
         &self,
         member: MemberId,
         outcome: &SortOutcome,
         announce: bool,
-    ) {
+    ) -> bool {
         let Some(notifier) = self.notifier() else {
-            return;
+            return true;
         };
+        let mut told = true;
         if let Err(e) = notifier.close_settled_prompts(member).await {
+            told = false;
             tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not close settled prompts");
         }
         match self.prompt_requests_for(member, outcome).await {
             Ok(waiting) if waiting.is_empty() => {}
             Ok(waiting) => {
                 if let Err(e) = notifier.post_prompts(member, waiting).await {
+                    told = false;
                     tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not post prompts");
                 }
             }
             Err(e) => {
+                told = false;
                 tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not choose prompts");
             }
         }
@@ -222,8 +239,10 @@ impl App {
                 .announce_refresh(member, &outcome.to_summary())
                 .await
         {
+            told = false;
             tracing::warn!(member = member.0, error = %format!("{e:#}"), "could not announce a refresh");
         }
+        told
     }
 
     /// Closes the member's settled prompts (after an import or a refresh); failures are logged.

@@ -46,7 +46,7 @@ impl JobHandler for App {
                         tracing::warn!(error = %e, "audio descriptors unavailable");
                     }
                     let outcome = self
-                        .sort_member(*member, None, report.new_tracks.len() as u32)
+                        .sort_after_sync(*member, report.new_tracks.len() as u32)
                         .await
                         .map_err(any_error)?;
                     Ok(serde_json::to_value(outcome).unwrap_or_default())

@@ -486,6 +486,8 @@ impl App {
         only: Option<LayerId>,
         new_tracks: u32,
     ) -> anyhow::Result<SortOutcome> {
+        // What the sort reads, as of now: a sort of every layer that changes nothing records it.
+        let revision = self.store().sort_revision(member).await?.map(|(r, _)| r);
         let outcome = match self.sort_layers(member, only, new_tracks, false).await {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -495,12 +497,31 @@ impl App {
                 return Err(e);
             }
         };
-        if outcome.quiet() && !self.room_for_prompts(member).await? {
-            // Nothing changed and no prompt could be posted: nothing to rank or tell.
-            return Ok(outcome);
+        // Nothing changed and no prompt could be posted: nothing to rank or tell.
+        let told = (outcome.quiet() && !self.room_for_prompts(member).await?)
+            || self.tell_member(member, &outcome, true).await;
+        if let (None, Some(revision), true) = (only, revision, told) {
+            self.store().mark_sorted(member, revision).await?;
         }
-        self.tell_member(member, &outcome, true).await;
         Ok(outcome)
+    }
+
+    /// Sorts after a sync of the motherlist. A sync that found nothing new does not sort (no
+    /// scoring, no ranking, no write) while nothing a sort reads has changed since the last
+    /// sort that found everything in place, unless the playlists are due to be read for hand
+    /// edits.
+    pub(crate) async fn sort_after_sync(
+        &self,
+        member: MemberId,
+        new_tracks: u32,
+    ) -> anyhow::Result<SortOutcome> {
+        if new_tracks == 0
+            && !self.playlist_check_due(member).await?
+            && matches!(self.store().sort_revision(member).await?, Some((_, true)))
+        {
+            return Ok(SortOutcome::default());
+        }
+        self.sort_member(member, None, new_tracks).await
     }
 
     /// Sorts like [`App::sort_member`] without posting anything: the caller tells the member.
@@ -526,12 +547,7 @@ impl App {
         };
         let store = self.store();
         let now = store.now();
-        let check_due = store.playlists_checked_at(member).await?.is_none_or(|t| {
-            now - t
-                >= chrono::Duration::from_std(self.inner.pipeline.playlist_check_interval)
-                    .unwrap_or(chrono::Duration::MAX)
-        });
-        let check = check_playlists || check_due;
+        let check = check_playlists || self.playlist_check_due(member).await?;
         let liked = store.liked_tracks(member).await?;
         for layer in store.layers(member).await? {
             if only.is_some_and(|l| l != layer.id) || layer.sublists.is_empty() {
@@ -546,6 +562,17 @@ impl App {
             store.set_playlists_checked_at(member, now).await?;
         }
         Ok(outcome)
+    }
+
+    /// Whether the member's playlists are due to be read for hand edits.
+    async fn playlist_check_due(&self, member: MemberId) -> anyhow::Result<bool> {
+        let store = self.store();
+        let now = store.now();
+        Ok(store.playlists_checked_at(member).await?.is_none_or(|t| {
+            now - t
+                >= chrono::Duration::from_std(self.inner.pipeline.playlist_check_interval)
+                    .unwrap_or(chrono::Duration::MAX)
+        }))
     }
 
     /// Whether each sublist's playlist holds what it should, as far as the bot knows without
@@ -579,12 +606,7 @@ impl App {
 
     /// Whether the member has room for another prompt within their budget.
     async fn room_for_prompts(&self, member: MemberId) -> anyhow::Result<bool> {
-        let store = self.store();
-        let budget = store
-            .member_settings(member)
-            .await?
-            .map_or(10, |s| s.prompt_budget);
-        Ok(store.open_prompt_count(member).await? < budget)
+        Ok(self.store().prompt_room(member).await? > 0)
     }
 
     /// Queues automatic retraining once enough new labels arrived since the last model.

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::domain::{Label, LayerId, MemberId, SublistId, Track};
+pub use crate::domain::{Guess, Why, WhyBasis};
+use crate::domain::{LayerId, MemberId, SublistId, Track};
 
 pub use poise::serenity_prelude::async_trait;
 
@@ -76,34 +77,6 @@ pub struct Imported {
     pub sublist: SublistId,
     /// Tracks labelled into the sublist from the playlist.
     pub labelled: u32,
-}
-
-/// The model's guess for a track in one layer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Guess {
-    pub label: Label,
-    /// 0..=1.
-    pub confidence: f32,
-    /// The model's evidence for it, when there is some.
-    pub why: Option<Why>,
-}
-
-/// Labelled tracks that speak for a guess, and what they share with the track.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Why {
-    pub basis: WhyBasis,
-    /// Names of the labelled tracks, strongest first.
-    pub tracks: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WhyBasis {
-    /// From the same album.
-    Album,
-    /// By the same artist.
-    Artist,
-    /// Nearest by sound and era.
-    Sound,
 }
 
 /// A question to post: where does `track` go in `layer`?

@@ -21,10 +21,6 @@ pub const DIGEST_AFTER: usize = 3;
 /// A member gets at most one digest in this many hours, and only when new tracks wait.
 pub const DIGEST_EVERY_HOURS: i64 = 24;
 
-/// A prompt recorded but not posted within this long was lost (the process stopped between
-/// the two): it is forgotten, so that it no longer takes up the member's budget.
-const UNPOSTED_AFTER_MINUTES: i64 = 5;
-
 /// What [`Notifier::post_prompts`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PostOutcome {
@@ -58,9 +54,7 @@ impl Notifier {
         member: MemberId,
         requests: Vec<PromptRequest>,
     ) -> Result<PostOutcome, Error> {
-        let settings = prompts::member_settings(&self.store, member).await?;
-        let open = self.open_prompts(member).await? as usize;
-        let room = (settings.prompt_budget as usize).saturating_sub(open);
+        let room = self.store.prompt_room(member).await? as usize;
         let limit = if requests.len() > DIGEST_AFTER {
             room.min(DIGEST_AFTER)
         } else {
@@ -76,23 +70,9 @@ impl Notifier {
         requests: Vec<PromptRequest>,
         limit: usize,
     ) -> Result<PostOutcome, Error> {
-        self.open_prompts(member).await?;
+        // Forgets the prompts a stopped process recorded and never posted.
+        self.store.prompt_room(member).await?;
         self.post_at_most(member, requests, limit, false).await
-    }
-
-    /// How many of the member's prompts wait for an answer, after forgetting the ones a
-    /// stopped process recorded and never posted.
-    async fn open_prompts(&self, member: MemberId) -> Result<u32, Error> {
-        let before = self.store.now() - chrono::Duration::minutes(UNPOSTED_AFTER_MINUTES);
-        let lost = self.store.reclaim_unposted_prompts(member, before).await?;
-        if lost > 0 {
-            tracing::info!(
-                member = member.0,
-                lost,
-                "forgot prompts that were never posted"
-            );
-        }
-        Ok(self.store.open_prompt_count(member).await?)
     }
 
     async fn post_at_most(

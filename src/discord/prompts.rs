@@ -11,7 +11,7 @@ use serenity::{
 };
 
 use super::Error;
-use super::backend::{Guess, PromptRequest};
+use super::backend::PromptRequest;
 use super::error::user_error;
 use super::render::{self, PromptShown, PromptView};
 use crate::domain::{Label, LabelSource, Layer, MemberId, SublistId, Track};
@@ -172,14 +172,6 @@ async fn layer_of(
     }
 }
 
-fn guess_of(p: &Prompt) -> Option<Guess> {
-    p.guess.clone().map(|(label, confidence)| Guess {
-        label,
-        confidence,
-        why: None,
-    })
-}
-
 /// Posts one prompt. `None` when the track was already asked about in that layer.
 pub(crate) async fn post(
     http: &Http,
@@ -194,9 +186,8 @@ pub(crate) async fn post(
             layer.name
         )));
     }
-    let guess = req.guess.as_ref().map(|g| (g.label.clone(), g.confidence));
     let Some(id) = store
-        .create_prompt(req.member, req.layer, &req.track.id, guess)
+        .create_prompt(req.member, req.layer, &req.track.id, req.guess.as_ref())
         .await?
     else {
         return Ok(None);
@@ -268,13 +259,12 @@ pub(crate) async fn show_closed(
         .await?
         .unwrap_or_else(|| Track::bare(prompt.track.clone(), prompt.track.to_string()));
     let current = store.label(layer.id, &prompt.track).await?.map(|l| l.label);
-    let guess = guess_of(prompt);
     let view = PromptView {
         id: prompt.id,
         member: prompt.member,
         layer: &layer,
         track: &track,
-        guess: guess.as_ref(),
+        guess: prompt.guess.as_ref(),
         current: current.as_ref(),
         shown: PromptShown::Closed(Some(reason)),
     };
@@ -329,9 +319,8 @@ impl Answered {
     }
 
     pub fn embed(&self) -> serenity::CreateEmbed {
-        let guess = guess_of(&self.prompt);
         let mut view = self.view();
-        view.guess = guess.as_ref();
+        view.guess = self.prompt.guess.as_ref();
         render::prompt_embed(&view)
     }
 

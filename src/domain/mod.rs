@@ -2,11 +2,13 @@
 //! void, labels and tracks. Pure: no I/O, no async, nothing but std and serde.
 
 mod error;
+mod guess;
 mod label;
 mod layer;
 mod track;
 
 pub use error::DomainError;
+pub use guess::{Guess, Why, WhyBasis};
 pub use label::{Label, LabelSource, LabelledTrack};
 pub use layer::{
     Emoji, Layer, LayerKind, LayerRules, MAX_NAME_CHARS, MAX_SUBLISTS_PER_LAYER, Sublist,

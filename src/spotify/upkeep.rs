@@ -190,8 +190,12 @@ impl Spotify {
                 }
             }
             if plan.missing {
-                // No playlist until the first track goes in.
+                // No playlist until the first track goes in; one the member deleted is
+                // forgotten meanwhile.
                 if want.is_empty() {
+                    if plan.change.recreated {
+                        store.forget_managed_playlist(plan.change.sublist).await?;
+                    }
                     continue;
                 }
                 let name = layer

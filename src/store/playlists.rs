@@ -63,6 +63,29 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the sublist's playlist (the member deleted it), what was written to it and any
+    /// write still pending: the sublist has no playlist until a track goes in again.
+    pub(crate) async fn forget_managed_playlist(
+        &self,
+        sublist: SublistId,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE sublists SET playlist_id = NULL, snapshot_id = NULL WHERE id = ?")
+            .bind(sublist.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sublist_tracks WHERE sublist_id = ?")
+            .bind(sublist.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sublist_pending WHERE sublist_id = ?")
+            .bind(sublist.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The marker of a playlist creation whose outcome is not recorded yet, if any.
     pub(crate) async fn playlist_creation(
         &self,

@@ -5,12 +5,15 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{Result, Store, StoreError};
-use crate::domain::{Label, LayerId, MemberId, TrackId};
+use crate::domain::{Guess, LayerId, MemberId, TrackId};
+
+/// A prompt recorded but not posted within this long was lost (the process stopped between
+/// the two): it is forgotten, so that it no longer takes up the member's budget.
+const UNPOSTED_AFTER_MINUTES: i64 = 5;
 
 /// A prompt in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,15 +83,9 @@ pub struct Prompt {
     pub track: TrackId,
     pub channel_id: Option<u64>,
     pub message_id: Option<u64>,
-    /// The model's guess when the prompt was made, and its confidence.
-    pub guess: Option<(Label, f32)>,
+    /// The model's guess when the prompt was made: its confidence and its evidence.
+    pub guess: Option<Guess>,
     pub state: PromptState,
-}
-
-#[derive(Serialize, Deserialize)]
-struct GuessJson {
-    label: Label,
-    confidence: f32,
 }
 
 fn prompt_from_row(r: &SqliteRow) -> Result<Prompt> {
@@ -97,10 +94,7 @@ fn prompt_from_row(r: &SqliteRow) -> Result<Prompt> {
     let track: String = r.get("track_id");
     let guess: Option<String> = r.get("guess");
     let guess = match guess {
-        Some(g) => {
-            let g: GuessJson = serde_json::from_str(&g).map_err(|_| corrupt("guess"))?;
-            Some((g.label, g.confidence))
-        }
+        Some(g) => Some(serde_json::from_str(&g).map_err(|_| corrupt("guess"))?),
         None => None,
     };
     let state: String = r.get("state");
@@ -135,10 +129,10 @@ impl Store {
         member: MemberId,
         layer: LayerId,
         track: &TrackId,
-        guess: Option<(Label, f32)>,
+        guess: Option<&Guess>,
     ) -> Result<Option<PromptId>> {
         let guess = guess
-            .map(|(label, confidence)| serde_json::to_string(&GuessJson { label, confidence }))
+            .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let id: Option<i64> = sqlx::query_scalar(
@@ -230,6 +224,19 @@ impl Store {
         .await?;
         Ok(n as u32)
     }
+
+    /// How many more prompts the member's budget of open prompts allows, after forgetting the
+    /// ones a stopped process recorded and never posted. A member the bot does not know has
+    /// no room.
+    pub async fn prompt_room(&self, member: MemberId) -> Result<u32> {
+        let before = self.now() - chrono::Duration::minutes(UNPOSTED_AFTER_MINUTES);
+        self.reclaim_unposted_prompts(member, before).await?;
+        let budget = self
+            .member_settings(member)
+            .await?
+            .map_or(0, |s| s.prompt_budget);
+        Ok(budget.saturating_sub(self.open_prompt_count(member).await?))
+    }
 }
 
 impl Store {
@@ -311,19 +318,28 @@ impl Store {
         Ok(out)
     }
 
-    /// How many prompts wait for an answer (pending or open) in each of the member's layers.
-    pub async fn open_prompts_by_layer(&self, member: MemberId) -> Result<HashMap<LayerId, u32>> {
+    /// Per layer of the member's that was ever asked about: how many of its prompts wait for
+    /// an answer (pending or open), and when it was last asked about.
+    pub async fn prompt_turns(
+        &self,
+        member: MemberId,
+    ) -> Result<HashMap<LayerId, (u32, Option<DateTime<Utc>>)>> {
         let rows = sqlx::query(
-            "SELECT layer_id, COUNT(*) AS n FROM prompts \
-             WHERE member_id = ? AND state IN ('pending', 'open') GROUP BY layer_id",
+            "SELECT layer_id, SUM(state IN ('pending', 'open')) AS open, \
+                 MAX(created_at) AS last FROM prompts WHERE member_id = ? GROUP BY layer_id",
         )
         .bind(member.0 as i64)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (LayerId(r.get("layer_id")), r.get::<i64, _>("n") as u32))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let last: Option<DateTime<Utc>> = r.try_get("last")?;
+                Ok((
+                    LayerId(r.try_get("layer_id")?),
+                    (r.try_get::<i64, _>("open")? as u32, last),
+                ))
+            })
+            .collect()
     }
 
     /// When the member's last digest was posted, and the (layer, track) pairs it counted.
@@ -381,7 +397,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{LayerRules, SublistId, Track};
+    use crate::domain::{Label, LayerRules, SublistId, Track, Why, WhyBasis};
 
     async fn fresh() -> (tempfile::TempDir, Store, LayerId, TrackId) {
         let dir = tempfile::tempdir().unwrap();
@@ -410,9 +426,16 @@ mod tests {
     #[tokio::test]
     async fn prompts_round_trip_by_id_and_message() {
         let (_dir, store, layer, track) = fresh().await;
-        let guess = Some((Label::one(SublistId(3)), 0.5));
+        let guess = Some(Guess {
+            label: Label::one(SublistId(3)),
+            confidence: 0.5,
+            why: Some(Why {
+                basis: WhyBasis::Artist,
+                tracks: vec!["Song A".into(), "Song B".into()],
+            }),
+        });
         let id = store
-            .create_prompt(MemberId(1), layer, &track, guess.clone())
+            .create_prompt(MemberId(1), layer, &track, guess.as_ref())
             .await
             .unwrap()
             .unwrap();
@@ -473,7 +496,7 @@ mod tests {
 #[cfg(test)]
 mod closing {
     use super::*;
-    use crate::domain::{LabelSource, LayerRules, LikedTrack, Track};
+    use crate::domain::{Label, LabelSource, LayerRules, LikedTrack, Track};
     use crate::store::SyncState;
 
     fn id(n: u32) -> TrackId {

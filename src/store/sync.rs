@@ -299,6 +299,44 @@ impl Store {
         Ok(())
     }
 
+    /// The member's sort revision: a count of changes to what a sort of their motherlist
+    /// reads (kept by the schema's triggers), and whether the last sort that changed nothing
+    /// saw this very revision.
+    pub(crate) async fn sort_revision(
+        &self,
+        member: MemberId,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT revision, sorted FROM sort_revisions WHERE member_id = ?")
+                .bind(member.0 as i64)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(revision, sorted)| (revision, sorted == Some(revision))))
+    }
+
+    /// Records that a sort which started at `revision` found everything in place, unless
+    /// anything it reads changed since, or a prompt is still being posted (then the next sync
+    /// sorts again). Returns whether it was recorded.
+    pub(crate) async fn mark_sorted(
+        &self,
+        member: MemberId,
+        revision: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE sort_revisions SET sorted = revision WHERE member_id = ?1 AND revision = ?2 \
+             AND NOT EXISTS (SELECT 1 FROM prompts WHERE member_id = ?1 AND state = 'pending')",
+        )
+        .bind(member.0 as i64)
+        .bind(revision)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     /// Drops the member's motherlist tracks and sync state, so the next sync reads the
     /// (changed) motherlist from the start.
     pub(crate) async fn reset_motherlist(&self, member: MemberId) -> Result<(), StoreError> {

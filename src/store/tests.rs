@@ -589,6 +589,7 @@ async fn deleting_a_member_leaves_no_row_of_theirs() {
         "oauth_states",
         "liked",
         "sync_state",
+        "sort_revisions",
         "layers",
         "sublists",
         "sublist_tracks",
@@ -764,4 +765,77 @@ async fn forgetting_a_member_hands_back_their_messages_and_refuses_later_ones() 
     );
     assert_eq!(s.forget_member(gone).await.unwrap(), None);
     assert_eq!(count(&s, "member_messages").await, 1);
+}
+
+#[tokio::test]
+async fn the_sort_revision_moves_with_what_a_sort_reads_and_not_with_a_sync_seeing_tracks() {
+    let (_d, s) = fresh().await;
+    let m = MemberId(1);
+    s.ensure_member(m).await.unwrap();
+    let settled = |s: Store| async move {
+        let (revision, _) = s.sort_revision(m).await.unwrap().unwrap();
+        assert!(s.mark_sorted(m, revision).await.unwrap());
+        revision
+    };
+    let r = settled(s.clone()).await;
+    assert_eq!(s.sort_revision(m).await.unwrap(), Some((r, true)));
+
+    // A new like moves it, and a sort that began before cannot mark the new revision sorted.
+    let liked = crate::domain::LikedTrack {
+        track: track(1),
+        added_at: s.now(),
+    };
+    let state = SyncState::default();
+    s.save_liked_page(m, std::slice::from_ref(&liked), s.now(), &state)
+        .await
+        .unwrap();
+    assert_eq!(s.sort_revision(m).await.unwrap(), Some((r + 1, false)));
+    assert!(!s.mark_sorted(m, r).await.unwrap());
+    let r = settled(s.clone()).await;
+
+    // A sync that sees the same track again, unchanged, moves nothing.
+    s.save_liked_page(m, std::slice::from_ref(&liked), s.now(), &state)
+        .await
+        .unwrap();
+    s.touch_liked(m, std::slice::from_ref(&liked.track.id), s.now())
+        .await
+        .unwrap();
+    assert_eq!(s.sort_revision(m).await.unwrap(), Some((r, true)));
+
+    // Its audio descriptors arriving, a layer, a label, a setting: each moves it.
+    let audio = AudioFeatures::from_values([0.5; 11]);
+    s.set_audio(&liked.track.id, Some(&audio), s.now())
+        .await
+        .unwrap();
+    let r = {
+        let (after, sorted) = s.sort_revision(m).await.unwrap().unwrap();
+        assert!(after > r && !sorted);
+        settled(s.clone()).await
+    };
+    let layer = s.create_layer(m, "Mood", RULES).await.unwrap();
+    let a = s.add_sublist(layer.id, "A", "🅰️").await.unwrap();
+    let layer = s.layer(layer.id).await.unwrap().unwrap();
+    let r2 = settled(s.clone()).await;
+    assert!(r2 > r);
+    s.set_label(
+        &layer,
+        &liked.track.id,
+        &Label::one(a.id),
+        LabelSource::Member,
+        None,
+    )
+    .await
+    .unwrap();
+    let r3 = settled(s.clone()).await;
+    assert!(r3 > r2);
+    let mut settings = s.member_settings(m).await.unwrap().unwrap();
+    settings.ask_below = 0.5;
+    s.set_member_settings(m, &settings).await.unwrap();
+    assert!(!s.sort_revision(m).await.unwrap().unwrap().1);
+
+    // Another member's changes leave it alone.
+    let r4 = settled(s.clone()).await;
+    s.ensure_member(MemberId(2)).await.unwrap();
+    s.create_layer(MemberId(2), "Mood", RULES).await.unwrap();
+    assert_eq!(s.sort_revision(m).await.unwrap(), Some((r4, true)));
 }

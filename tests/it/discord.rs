@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use sublist::discord::{
     self, Backend, BackendError, BotOptions, Forgotten, Guess, Imported, JobId, LayerRefresh,
     LinkStart, LinkState, LinkToConfirm, Linked, MemberStatus, PlaylistSummary, PromptRequest,
-    RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate,
+    RefreshSummary, TrainJob, TrainResult, TrainTicket, TrainUpdate, Why, WhyBasis,
 };
 use sublist::domain::{
     Label, LabelSource, Layer, LayerId, LayerRules, MemberId, SublistId, Track, TrackId,
@@ -564,7 +564,7 @@ async fn layers_create_add_sublist_and_list() {
 }
 
 #[tokio::test]
-async fn a_new_track_is_posted_with_its_reactions_and_buttons() {
+async fn a_new_track_is_posted_with_its_reactions_and_buttons_and_keeps_its_why() {
     let h = Harness::new().await;
     let layer = h
         .layer("Mood", true, false, &[("Calm", "🌙"), ("Loud", "🔥")])
@@ -577,7 +577,10 @@ async fn a_new_track_is_posted_with_its_reactions_and_buttons() {
         guess: Some(Guess {
             label: Label::one(loud),
             confidence: 0.62,
-            why: None,
+            why: Some(Why {
+                basis: WhyBasis::Artist,
+                tracks: vec!["Song 7".into(), "Song 9".into()],
+            }),
         }),
     };
     let out = h
@@ -609,7 +612,8 @@ async fn a_new_track_is_posted_with_its_reactions_and_buttons() {
     );
     assert_eq!(embed["description"], "by Ada Band\nfrom *First Album*");
     assert_eq!(embed["thumbnail"]["url"], "https://i.scdn.co/image/cover");
-    assert_eq!(embed["fields"][1]["value"], "🔥 Loud (62% sure)");
+    let guess = "🔥 Loud (62% sure): same artist as *Song 7* and *Song 9* you put there";
+    assert_eq!(embed["fields"][1]["value"], guess);
     assert_eq!(
         custom_ids(&msg["components"]),
         vec![
@@ -629,6 +633,15 @@ async fn a_new_track_is_posted_with_its_reactions_and_buttons() {
     let p = h.store.prompt(out.posted[0]).await.unwrap().unwrap();
     assert_eq!(p.state, PromptState::Open);
     assert_eq!(p.channel_id, Some(dm));
+
+    // An answer redraws the prompt from the store: the guess keeps its evidence.
+    let message = p.message_id.expect("the prompt's message is recorded");
+    h.fake
+        .dispatch("MESSAGE_REACTION_ADD", reaction(ADA, dm, message, "🌙"))
+        .await;
+    let edit = h.nth_edit(dm, message, 1).await;
+    assert_eq!(edit["embeds"][0]["fields"][1]["value"], guess);
+    assert_eq!(edit["embeds"][0]["fields"][2]["value"], "🌙 Calm");
 
     // The same track is not asked twice in a layer.
     let again = PromptRequest {

@@ -807,3 +807,72 @@ async fn quiet_syncs_still_look_for_hand_edits_at_the_configured_interval() {
     );
     s.stop().await;
 }
+
+/// How many layers a sync's sort went through (0: the sync did not sort).
+fn layers_sorted(status: &JobStatus) -> usize {
+    match status {
+        JobStatus::Done { result } => result["layers"].as_array().map_or(0, Vec::len),
+        other => panic!("the sync did not finish: {other:?}"),
+    }
+}
+
+/// Syncs until a sync with nothing new no longer sorts.
+async fn settle(s: &Stack) {
+    for _ in 0..8 {
+        if layers_sorted(&s.sync().await) == 0 {
+            return;
+        }
+    }
+    panic!("every sync sorted again: the sorts never settled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_sync_sorts_again_only_once_something_it_reads_changed() {
+    let mut s = stack(3).await;
+    let mood = layer(s.store(), "Mood", &[("Calm", "🧊"), ("Loud", "🔥")]).await;
+    s.r.local
+        .like("ada", &(0..30).map(track_id).collect::<Vec<_>>());
+    s.start_jobs();
+    assert!(matches!(s.sync().await, JobStatus::Done { .. }));
+    answer_all(&s, &mood, 0..10).await;
+    assert_eq!(layers_sorted(&s.sync().await), 1, "an answer is sorted in");
+    // The sorts that follow post the first questions; then one finds everything in place,
+    // and from there on a sync with nothing new does not sort at all.
+    settle(&s).await;
+    assert_eq!(layers_sorted(&s.sync().await), 0);
+
+    // An answer: the next sync sorts it into its playlist.
+    answer_all(&s, &mood, 20..21).await;
+    assert_eq!(layers_sorted(&s.sync().await), 1);
+    let calm = s.store().layer(mood.id).await.unwrap().unwrap().sublists[0]
+        .playlist_id
+        .clone()
+        .expect("the Calm playlist exists");
+    assert!(
+        s.r.local
+            .playlist_tracks(&calm)
+            .unwrap()
+            .contains(&track_id(20))
+    );
+    settle(&s).await;
+
+    // A setting the sort reads.
+    let mut settings = s
+        .store()
+        .member_settings(MemberId(ADA))
+        .await
+        .unwrap()
+        .unwrap();
+    settings.ask_below = 0.5;
+    s.store()
+        .set_member_settings(MemberId(ADA), &settings)
+        .await
+        .unwrap();
+    assert_eq!(layers_sorted(&s.sync().await), 1);
+    settle(&s).await;
+
+    // A new like is always sorted.
+    s.r.local.like("ada", &[track_id(40)]);
+    assert_eq!(layers_sorted(&s.sync().await), 1);
+    s.stop().await;
+}

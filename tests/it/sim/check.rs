@@ -1111,6 +1111,7 @@ impl Sim {
             ("jobs", "member_id"),
             ("liked", "member_id"),
             ("sync_state", "member_id"),
+            ("sort_revisions", "member_id"),
             ("member_messages", "member_id"),
             ("prompt_digests", "member_id"),
             ("train_replies", "member_id"),

@@ -328,6 +328,44 @@ async fn a_deleted_playlist_is_recreated_and_a_rename_is_kept() {
 }
 
 #[tokio::test]
+async fn a_deleted_playlist_with_nothing_to_hold_is_forgotten_until_a_track_goes_in() {
+    let (r, layer) = setup(100, MUTUAL_INCOMPLETE).await;
+    let desired = split(&layer, [ids(0..10), ids(10..20), ids(20..30), ids(30..40)]);
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, &layer, &desired)
+        .await
+        .unwrap();
+    let calm = rep.playlists[0].playlist_id.clone();
+    let calm_id = layer.sublists[0].id;
+    r.local.delete_playlist("alice", &calm);
+    // Nothing goes in Calm any more: no empty playlist is made again, and none is pointed at.
+    let emptied = split(&layer, [Vec::new(), ids(10..20), ids(20..30), ids(30..40)]);
+    r.spotify
+        .write_sublists(ALICE, &layer, &emptied)
+        .await
+        .unwrap();
+    let sublist = r.store.layer(layer.id).await.unwrap().unwrap().sublists[0].clone();
+    assert_eq!(sublist.playlist_id, None);
+    assert_eq!(r.local.library_playlists("alice").len(), 3);
+    // A track goes in again: a new playlist holds it.
+    let rep = r
+        .spotify
+        .write_sublists(ALICE, &layer, &desired)
+        .await
+        .unwrap();
+    let c = rep
+        .playlists
+        .iter()
+        .find(|p| p.sublist == calm_id)
+        .expect("Calm is written");
+    assert!(c.created);
+    assert_ne!(c.playlist_id, calm);
+    assert_eq!(r.local.playlist_tracks(&c.playlist_id).unwrap(), ids(0..10));
+    assert_eq!(r.local.library_playlists("alice").len(), 4);
+}
+
+#[tokio::test]
 async fn quota_mid_refresh_pauses_and_loses_no_pending_change() {
     let (r, layer) = setup(600, MUTUAL_INCOMPLETE).await;
     let desired = split(
