@@ -74,14 +74,7 @@ impl Store {
             .bind(sublist.0)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sublist_tracks WHERE sublist_id = ?")
-            .bind(sublist.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sublist_pending WHERE sublist_id = ?")
-            .bind(sublist.0)
-            .execute(&mut *tx)
-            .await?;
+        forget_contents(&mut tx, sublist).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -253,6 +246,15 @@ async fn manage(
     .bind(sublist.0)
     .execute(&mut *conn)
     .await?;
+    forget_contents(conn, sublist).await
+}
+
+/// Forgets what the bot last wrote to the sublist's playlist and any write still pending:
+/// they described a playlist that is no longer the sublist's.
+async fn forget_contents(
+    conn: &mut SqliteConnection,
+    sublist: SublistId,
+) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM sublist_tracks WHERE sublist_id = ?")
         .bind(sublist.0)
         .execute(&mut *conn)
