@@ -122,7 +122,9 @@ pub struct Metrics {
 pub struct Prediction {
     /// The decision; always obeys the layer's rules.
     pub label: Label,
-    /// Calibrated probability that the top choice (a sublist, or the void) is right.
+    /// Calibrated chance that the decision is right. In a mutual layer, the probability of
+    /// the top choice (a sublist, or the void); in a non-mutual layer, how often this model's
+    /// decisions were exactly right, out of fold, where its top probability was this high.
     pub confidence: f32,
     /// Calibrated probability of each sublist, in the model's class order.
     pub probabilities: Vec<(SublistId, f32)>,
@@ -454,6 +456,9 @@ pub struct TrainedModel {
     hidden: usize,
     /// Tokens `1..=dense_tokens` (the most frequent) are dense input columns.
     dense_tokens: usize,
+    /// A non-mutual layer's decisions: (top probability, chance the decision is right)
+    /// points, both increasing (see [`confidence_curve`]); empty: the top probability.
+    confidence: Vec<(f32, f32)>,
     metrics: Metrics,
     net: Net,
     /// The token table of `net` (`[vocabulary + 1, outputs]`), on the CPU for scoring.
@@ -478,6 +483,8 @@ struct Meta {
     hidden: usize,
     #[serde(default)]
     dense_tokens: usize,
+    #[serde(default)]
+    confidence: Vec<(f32, f32)>,
     metrics: Metrics,
 }
 
@@ -592,6 +599,63 @@ pub fn set_f1(pred: &[usize], truth: &[usize]) -> f32 {
     }
     let both = pred.iter().filter(|p| truth.contains(p)).count();
     2.0 * both as f32 / (pred.len() + truth.len()) as f32
+}
+
+/// Labels of weight this many pull each stretch of the confidence curve towards the
+/// overall rate, so a few lucky decisions do not make a stretch look certain.
+const CURVE_PRIOR: f32 = 2.0;
+
+/// How the top probability maps to the chance a decision is right, from out-of-fold
+/// `(top probability, 1 if the decision was right else 0)` pairs: an isotonic (increasing)
+/// fit, each stretch drawn towards the overall rate by [`CURVE_PRIOR`] labels. Returns the
+/// stretches' (mean top probability, chance) points, both increasing; empty without pairs.
+fn confidence_curve(mut pairs: Vec<(f32, f32)>) -> Vec<(f32, f32)> {
+    if pairs.is_empty() {
+        return Vec::new();
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let overall = pairs.iter().map(|p| p.1).sum::<f32>() / pairs.len() as f32;
+    // Pool adjacent violators: (sum of top probabilities, sum of outcomes, count).
+    let mut pools: Vec<(f32, f32, f32)> = Vec::new();
+    for (top, right) in pairs {
+        pools.push((top, right, 1.0));
+        while let [.., a, b] = pools.as_slice()
+            && a.1 / a.2 >= b.1 / b.2
+        {
+            let b = pools.pop().unwrap_or_default();
+            if let Some(a) = pools.last_mut() {
+                *a = (a.0 + b.0, a.1 + b.1, a.2 + b.2);
+            }
+        }
+    }
+    let mut floor = 0f32;
+    pools
+        .into_iter()
+        .map(|(tops, rights, n)| {
+            let chance = ((rights + CURVE_PRIOR * overall) / (n + CURVE_PRIOR)).max(floor);
+            floor = chance;
+            (tops / n, chance)
+        })
+        .collect()
+}
+
+/// The chance a decision with top probability `top` is right, read off `curve` (straight
+/// between its points, flat beyond its ends); `top` itself where there is no curve.
+fn on_curve(curve: &[(f32, f32)], top: f32) -> f32 {
+    let Some(&(first_top, first)) = curve.first() else {
+        return top;
+    };
+    if top <= first_top {
+        return first;
+    }
+    for w in curve.windows(2) {
+        let ((t0, c0), (t1, c1)) = (w[0], w[1]);
+        if top <= t1 {
+            let f = if t1 > t0 { (top - t0) / (t1 - t0) } else { 1.0 };
+            return c0 + f * (c1 - c0);
+        }
+    }
+    curve.last().map_or(top, |p| p.1)
 }
 
 struct Prepared {
@@ -817,7 +881,7 @@ fn train_unless_stopped(
     );
 
     // Early stopping: the check with the lowest out-of-fold loss; then temperature and threshold.
-    let (epochs, temperature, threshold, held_acc, held_f1) = if folds > 0 {
+    let (epochs, temperature, threshold, held_acc, held_f1, confidence) = if folds > 0 {
         let nll = |logits: &[f32], t: f32| -> f32 {
             let lp = log_softmax_rows(logits, c, t);
             let mut s = 0.0;
@@ -869,15 +933,32 @@ fn train_unless_stopped(
             .filter(|&&i| argmax(&probs[i * c..(i + 1) * c]) == argmax(&all.targets[i]))
             .count() as f32
             / covered.len().max(1) as f32;
+        // A non-mutual decision may name several sublists, whose probabilities share the
+        // mass: how often decisions were exactly right says more than the top probability.
+        let confidence = if rules.mutual {
+            Vec::new()
+        } else {
+            confidence_curve(
+                covered
+                    .iter()
+                    .map(|&i| {
+                        let (set, top) = decide(kind, &probs[i * c..(i + 1) * c], k, threshold);
+                        let right = set_f1(&set, &truth[i]) >= 1.0;
+                        (top, if right { 1.0 } else { 0.0 })
+                    })
+                    .collect(),
+            )
+        };
         (
             (best + 1) * config.check_every,
             temperature,
             threshold,
             Some(acc),
             Some(score(threshold)),
+            confidence,
         )
     } else {
-        (epochs_run, 1.0, 0.5, None, None)
+        (epochs_run, 1.0, 0.5, None, None, Vec::new())
     };
 
     // The kept block (the fit on every label, or with many labels the one trained on four
@@ -909,6 +990,7 @@ fn train_unless_stopped(
         threshold,
         hidden: config.hidden,
         dense_tokens,
+        confidence,
         metrics: Metrics {
             labels: n,
             held_out_accuracy: held_acc,
@@ -1329,10 +1411,10 @@ impl TrainedModel {
         self.probabilities(tracks)
             .into_iter()
             .map(|p| {
-                let (set, confidence) = decide(self.kind, &p, k, self.threshold);
+                let (set, top) = decide(self.kind, &p, k, self.threshold);
                 Prediction {
                     label: Label::from_set(set.iter().map(|&i| self.classes[i]).collect()),
-                    confidence,
+                    confidence: on_curve(&self.confidence, top),
                     probabilities: self
                         .classes
                         .iter()
@@ -1358,6 +1440,7 @@ impl TrainedModel {
             threshold: self.threshold,
             hidden: self.hidden,
             dense_tokens: self.dense_tokens,
+            confidence: self.confidence.clone(),
             metrics: self.metrics.clone(),
         };
         let meta = serde_json::to_vec(&meta).map_err(|e| LearnError::Corrupt(e.to_string()))?;
@@ -1437,6 +1520,7 @@ impl TrainedModel {
             threshold: meta.threshold,
             hidden: meta.hidden,
             dense_tokens: meta.dense_tokens,
+            confidence: meta.confidence,
             metrics: meta.metrics,
             net,
             device,
@@ -1575,6 +1659,85 @@ mod tests {
                 "the model learned something"
             );
         }
+    }
+
+    #[test]
+    fn the_confidence_curve_rises_with_the_top_probability_and_doubts_a_few_lucky_guesses() {
+        // Low top probabilities mostly wrong, high ones mostly right, one wrong among them.
+        let mut pairs: Vec<(f32, f32)> = (0..20)
+            .map(|i| (0.2 + 0.01 * i as f32, if i % 4 == 0 { 1.0 } else { 0.0 }))
+            .collect();
+        pairs.extend((0..20).map(|i| (0.4 + 0.01 * i as f32, if i == 3 { 0.0 } else { 1.0 })));
+        let curve = confidence_curve(pairs);
+        assert!(
+            curve
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+        );
+        let (low, high) = (on_curve(&curve, 0.25), on_curve(&curve, 0.55));
+        assert!(low < 0.4, "mostly wrong down there: {low}");
+        assert!(
+            high > 0.8,
+            "mostly right up there, though the top probability is low: {high}"
+        );
+        assert!(on_curve(&curve, 0.0) <= low && on_curve(&curve, 1.0) >= high);
+        assert_eq!(on_curve(&[], 0.42), 0.42, "no curve: the top probability");
+
+        // Three right guesses alone are not certainty.
+        let lucky = confidence_curve(vec![
+            (0.3, 0.0),
+            (0.3, 0.0),
+            (0.9, 1.0),
+            (0.9, 1.0),
+            (0.9, 1.0),
+        ]);
+        let top = on_curve(&lucky, 0.9);
+        assert!(top < 0.9 && top > 0.6, "{top}");
+    }
+
+    #[test]
+    fn a_non_mutual_model_is_confident_where_its_decisions_were_right() {
+        // Every track in two sublists: the top probability shares its mass and stays near
+        // one half, yet the decisions are right.
+        let (tracks, groups) = grouped_tracks(120);
+        let labels: Vec<Vec<usize>> = groups.iter().map(|g| vec![g[0], 3]).collect();
+        let ids: Vec<SublistId> = (0..4).map(SublistId).collect();
+        let model = train(
+            &Compute::cpu(),
+            LayerKind::MultiComplete,
+            &ids,
+            &tracks,
+            &labels,
+            &TrainConfig::default(),
+            &mut |_| {},
+        )
+        .expect("it trains");
+        assert!(!model.confidence.is_empty());
+        let predictions = model.predict(&tracks);
+        let right: Vec<&Prediction> = predictions
+            .iter()
+            .zip(&groups)
+            .filter(|(p, g)| p.label == Label::from_set([ids[g[0]], ids[3]].into()))
+            .map(|(p, _)| p)
+            .collect();
+        assert!(right.len() > 100, "{} of 120 right", right.len());
+        let top = |p: &Prediction| p.probabilities.iter().map(|x| x.1).fold(0f32, f32::max);
+        assert!(
+            right.iter().all(|p| top(p) < 0.7),
+            "the top probability shares its mass"
+        );
+        assert!(
+            right.iter().all(|p| p.confidence > 0.8),
+            "right decisions are confident: {:?}",
+            right.iter().map(|p| p.confidence).collect::<Vec<_>>()
+        );
+        let again =
+            TrainedModel::from_bytes(&model.to_bytes().expect("it saves")).expect("it loads");
+        assert_eq!(
+            again.predict(&tracks),
+            predictions,
+            "the curve is stored with the model"
+        );
     }
 
     #[test]

@@ -397,7 +397,8 @@ impl Shown<'_> {
             .zip(&predictions)
             .map(|(l, p)| (&l.track.id, p))
             .collect();
-        let (mut n, mut right, mut f1, mut placed) = (0usize, 0usize, 0f32, 0usize);
+        let (mut n, mut right, mut f1, mut placed, mut placed_right) =
+            (0usize, 0usize, 0f32, 0usize, 0usize);
         for (j, t) in self.tracks.iter().enumerate() {
             let Some(p) = decided.get(&t.track.id).filter(|_| !asked.contains(&j)) else {
                 continue;
@@ -411,7 +412,10 @@ impl Shown<'_> {
             n += 1;
             right += usize::from(got == self.truth[j]);
             f1 += learn::set_f1(&got, &self.truth[j]);
-            placed += usize::from(labels.contains_key(&t.track.id));
+            if labels.contains_key(&t.track.id) {
+                placed += 1;
+                placed_right += usize::from(got == self.truth[j]);
+            }
         }
         let n_f = n.max(1) as f32;
         let (metric, value) = if rules.mutual {
@@ -421,8 +425,8 @@ impl Shown<'_> {
         };
         println!(
             "  {metric} {value:.3} against the real playlists on the {n} tracks it was not asked about;\n  \
-             {placed} of them were sure enough (confidence ≥ 0.70) to be sorted without asking. \
-             {} liked tracks in all wait for an answer.\n",
+             {placed} of them were sure enough (confidence ≥ 0.70) to be sorted without asking, \
+             {placed_right} of those exactly right. {} liked tracks in all wait for an answer.\n",
             self.outcome.waiting.len()
         );
         Ok(())
